@@ -1,0 +1,174 @@
+"""``alseg-train``: run (or resume) one active-learning experiment from a configuration.
+
+Configuration sections: ``seed``, ``output_dir``, ``model``, ``data``, ``strategy`` (each a ``class_path`` with
+``init_args``, or a registered short name), ``active_learning`` (the options of
+:class:`~alseg.core.pipeline.ActiveLearningPipeline`) and ``trainer`` (Lightning ``Trainer`` options). With no
+arguments it runs the built-in default experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import warnings
+from argparse import ArgumentError
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import AlsegError
+from alseg.core.model import PytorchModel
+from alseg.core.pipeline import ActiveLearningPipeline
+from alseg.core.registry import SECTIONS, registered, resolve_class_path
+from alseg.core.round_trainer import OWNED_TRAINER_OPTIONS
+from alseg.core.strategy import QueryStrategy
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
+_BASES = {"model": PytorchModel, "data": ActiveLearningDataModule, "strategy": QueryStrategy}
+_PIPELINE_OWN = {
+    "data_module",
+    "model",
+    "strategy",
+    "output_dir",
+    "seed",
+    "trainer_options",
+    "config",
+}
+_SHORT_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+#: The built-in default experiment: registered short names and options, used where the command line is silent.
+DEFAULT_EXPERIMENT: dict[str, Any] = {
+    "model": {"class_path": "unet"},
+    "data": {"class_path": "brats"},
+    "strategy": {"class_path": "entropy"},
+}
+
+
+def build_parser() -> ArgumentParser:
+    """Returns the jsonargparse parser of ``alseg-train``."""
+    parser = ArgumentParser(
+        prog="alseg-train",
+        description=__doc__.split("\n\n")[0],
+        env_prefix="ALSEG",
+        exit_on_error=False,
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="A YAML configuration file.")
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks of errors.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice of the run.")
+    parser.add_argument("--output_dir", type=str, default="runs/default", help="The run directory.")
+    for section, base in _BASES.items():
+        parser.add_subclass_arguments(base, section, required=True, help=f"The {SECTIONS[section][1]}.")
+    parser.add_class_arguments(ActiveLearningPipeline, "active_learning", skip=_PIPELINE_OWN, instantiate=False)
+    parser.add_class_arguments(Trainer, "trainer", skip=set(OWNED_TRAINER_OPTIONS), instantiate=False)
+    parser.set_defaults(_default_experiment())
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``alseg-train``; exits with status 2 and one message on bad input."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args)
+    except (AlsegError, ArgumentError) as error:
+        if "--debug" in args:
+            raise
+        print(f"alseg-train: error: {error}", file=sys.stderr)
+        if isinstance(error, ArgumentError):
+            print("Run 'alseg-train --help' for the accepted options.", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(args: list[str]) -> dict[str, Any]:
+    """Parses ``args``, runs the experiment and returns its summary."""
+    parser = build_parser()
+    cfg = parser.parse_args(_resolve_short_names(args))
+    config = _resolved_config(parser, cfg)
+    objects = parser.instantiate_classes(cfg)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
+        warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
+        pipeline = ActiveLearningPipeline(
+            objects.data,
+            objects.model,
+            objects.strategy,
+            output_dir=cfg.output_dir,
+            seed=cfg.seed,
+            trainer_options=_trainer_options(cfg.trainer),
+            config=config,
+            **cfg.active_learning.as_dict(),
+        )
+        summary = pipeline.run()
+    print(f"Run directory: {cfg.output_dir}\nSummary: {Path(cfg.output_dir) / 'summary.json'}")
+    return summary
+
+
+def _resolve_short_names(args: list[str]) -> list[str]:
+    """Replaces registered short names in ``--model/--data/--strategy`` values and in ``--config`` files."""
+    resolved = []
+    flags = {f"--{section}": section for section in SECTIONS}
+    flags |= {f"--{section}.class_path": section for section in SECTIONS}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        flag, eq, value = arg.partition("=")
+        if flag in flags and not eq and index + 1 < len(args):
+            resolved += [arg, _resolve_value(flags[flag], args[index + 1])]
+            index += 2
+            continue
+        if flag in flags and eq:
+            resolved.append(f"{flag}={_resolve_value(flags[flag], value)}")
+        elif flag == "--config" and index + 1 < len(args) and Path(args[index + 1]).is_file():
+            resolved += [arg, _resolved_config_file(Path(args[index + 1]))]
+            index += 2
+            continue
+        else:
+            resolved.append(arg)
+        index += 1
+    return resolved
+
+
+def _resolve_value(section: str, value: str) -> str:
+    return resolve_class_path(section, value) if _SHORT_NAME.match(value) else value
+
+
+def _resolved_config_file(path: Path) -> str:
+    """Returns the content of a config file with short names replaced by class paths."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise AlsegError(f"Config file {path} is not valid YAML: {error}") from error
+    if not isinstance(content, dict):
+        raise AlsegError(f"Config file {path} must hold a mapping of sections. Got {type(content).__name__}.")
+    for section in SECTIONS:
+        value = content.get(section)
+        if isinstance(value, str) and _SHORT_NAME.match(value):
+            content[section] = {"class_path": resolve_class_path(section, value)}
+        elif isinstance(value, dict) and isinstance(value.get("class_path"), str):
+            value["class_path"] = _resolve_value(section, value["class_path"])
+    return yaml.safe_dump(content, sort_keys=False)
+
+
+def _default_experiment() -> dict[str, Any]:
+    """Returns the parser defaults of the default experiment's sections whose short names are registered."""
+    return {
+        section: {**value, "class_path": registered(section)[value["class_path"]]}
+        for section, value in DEFAULT_EXPERIMENT.items()
+        if value["class_path"] in registered(section)
+    }
+
+
+def _resolved_config(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
+    """Returns the resolved configuration as plain data, without the command-line-only keys."""
+    config = yaml.safe_load(parser.dump(cfg, skip_none=False))
+    for key in ("config", "debug", "__path__"):
+        config.pop(key, None)
+    return config
+
+
+def _trainer_options(trainer: Namespace) -> dict[str, Any]:
+    return {key: value for key, value in trainer.as_dict().items() if value is not None}

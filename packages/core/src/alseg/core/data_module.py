@@ -1,0 +1,190 @@
+"""The data-module abstraction: a labelled training set, an unlabelled pool and the oracle.
+
+Items are dictionaries. Every item has ``"image"`` (``float32 [C, *spatial]``) and ``"id"`` (a string that
+identifies the item for the whole run, e.g. ``"BraTS2021_00042:77"`` for a slice and ``"BraTS2021_00042"`` for a
+volume — never a position in a dataset). Items of the training, validation and test sets also have ``"label"``
+(``[1, *spatial]`` class indices for single-label data, ``[C, *spatial]`` binary maps for multi-label data).
+Items of the unlabelled pool never carry a label: a strategy cannot read the answer it is choosing to ask for.
+
+Optional metadata that strategies and metrics may use, when the data module provides it:
+
+* ``"case_id"`` (str): the volume an item belongs to (equal to ``"id"`` for volume items).
+* ``"slice_index"`` (int): the index of a 2D slice within its volume.
+* ``"spacing"`` (float tensor ``[dim]``): voxel spacing in mm, used for distances in mm.
+* ``"weight"`` (float): training weight of the item (pseudo-labelled items may count less).
+* ``"pseudo_labeled"`` (bool): whether a training item's label is a pseudo label.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from alseg.core.errors import ConfigError, PluginError
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+
+class ActiveLearningDataModule(LightningDataModule, ABC):
+    """Base class of data modules for active learning.
+
+    Subclasses create the four datasets and implement the oracle (:meth:`label_items`); the base provides the data
+    loaders and the size queries. The datasets are created once, on the first :meth:`setup`, and must share state
+    with the data module so that :meth:`label_items` is reflected in :meth:`train_dataloader` and
+    :meth:`unlabeled_dataloader` afterwards.
+
+    Args:
+        batch_size: Batch size of the training, validation and test loaders.
+        pool_batch_size: Batch size of the loader over the unlabelled pool (defaults to ``batch_size``).
+        num_workers: Worker processes per data loader.
+        pin_memory: Passed to every data loader.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 4,
+        pool_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in (("batch_size", batch_size), ("pool_batch_size", pool_batch_size)):
+            if value is not None and value < 1:
+                raise ConfigError(f"The '{name}' option of the data module must be >= 1. Got {value}.")
+        if num_workers < 0:
+            raise ConfigError(f"The 'num_workers' option of the data module must be >= 0. Got {num_workers}.")
+        self.batch_size = batch_size
+        self.pool_batch_size = pool_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self._datasets: dict[str, Dataset | None] | None = None
+
+    # ----------------------------------------------------------------------------------------------- extension points
+    @abstractmethod
+    def _create_training_set(self) -> Dataset:
+        """Returns the dataset of labelled training items (the initial labelled set at first)."""
+
+    @abstractmethod
+    def _create_validation_set(self) -> Dataset | None:
+        """Returns the validation dataset, or None if there is none."""
+
+    @abstractmethod
+    def _create_test_set(self) -> Dataset | None:
+        """Returns the test dataset, or None if there is none."""
+
+    @abstractmethod
+    def _create_unlabeled_set(self) -> Dataset:
+        """Returns the dataset of the unlabelled pool (items without ``"label"``)."""
+
+    @abstractmethod
+    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
+        """Moves items from the unlabelled pool to the training set (the oracle of the simulation).
+
+        Args:
+            ids: Ids of pool items to label with their ground truth.
+            pseudo_labels: Optional labels keyed by id, used instead of the ground truth for those ids; such items
+                are marked as pseudo-labelled (``"pseudo_labeled": True``).
+
+        Raises:
+            PluginError: An id is not in the unlabelled pool (the message names it).
+        """
+
+    @abstractmethod
+    def id_to_class_names(self) -> dict[int, str]:
+        """Returns the class (single-label) or channel (multi-label) names by index."""
+
+    @abstractmethod
+    def multi_label(self) -> bool:
+        """Returns True if labels are independent binary channels (sigmoid outputs), False for softmax classes."""
+
+    # --------------------------------------------------------------------------------------------- provided queries
+    def setup(self, stage: str | None = None) -> None:
+        """Creates the datasets on the first call; later calls (every Lightning stage) keep them."""
+        if self._datasets is None:
+            self._datasets = {
+                "train": self._create_training_set(),
+                "val": self._create_validation_set(),
+                "test": self._create_test_set(),
+                "pool": self._create_unlabeled_set(),
+            }
+
+    def _dataset(self, name: str) -> Dataset | None:
+        self.setup()
+        assert self._datasets is not None
+        return self._datasets[name]
+
+    def unlabeled_ids(self) -> list[str]:
+        """Returns the ids of the unlabelled pool.
+
+        The default reads every pool item; subclasses that know their ids should override it with a cheap version.
+        """
+        pool = self._dataset("pool")
+        return [pool[i]["id"] for i in range(len(pool))]  # type: ignore[arg-type]
+
+    def training_set_size(self) -> int:
+        """Returns the number of labelled training items."""
+        return len(self._dataset("train"))  # type: ignore[arg-type]
+
+    def unlabeled_set_size(self) -> int:
+        """Returns the number of items in the unlabelled pool."""
+        return len(self._dataset("pool"))  # type: ignore[arg-type]
+
+    def training_set_num_pseudo_labels(self) -> int:
+        """Returns how many training items carry pseudo labels; override when ``label_items`` accepts them."""
+        return 0
+
+    def has_validation_set(self) -> bool:
+        """Returns True if the module provides a validation set."""
+        return self._dataset("val") is not None
+
+    def has_test_set(self) -> bool:
+        """Returns True if the module provides a test set."""
+        return self._dataset("test") is not None
+
+    def data_channels(self) -> int:
+        """Returns the number of input channels, read from the first training or pool item (overridable)."""
+        for name in ("train", "pool"):
+            dataset = self._dataset(name)
+            if dataset is not None and len(dataset) > 0:  # type: ignore[arg-type]
+                return int(dataset[0]["image"].shape[0])
+        raise PluginError(
+            f"{type(self).__name__}.data_channels(): the training set and the pool are both empty; "
+            "override data_channels() to state the number of input channels."
+        )
+
+    def num_classes(self) -> int:
+        """Returns the number of output channels a model needs (from :meth:`id_to_class_names`)."""
+        return len(self.id_to_class_names())
+
+    # -------------------------------------------------------------------------------------------------- data loaders
+    def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = self._dataset(name)
+        if dataset is None:
+            raise PluginError(f"{type(self).__name__} has no {name} set.")
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Returns a shuffled loader over the labelled training items."""
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Returns a loader over the validation set."""
+        return self._loader("val", self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Returns a loader over the test set."""
+        return self._loader("test", self.batch_size, shuffle=False)
+
+    def unlabeled_dataloader(self) -> DataLoader:
+        """Returns a loader over the unlabelled pool in a fixed order, with ``pool_batch_size``."""
+        return self._loader("pool", self.pool_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Returns :meth:`unlabeled_dataloader` (what Lightning's ``Trainer.predict`` runs over)."""
+        return self.unlabeled_dataloader()

@@ -1,0 +1,244 @@
+"""The active-learning loop: train, query, label, repeat — with a ledger that makes runs resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import ConfigError
+from alseg.core.model import PytorchModel
+from alseg.core.round_trainer import RoundTrainer
+from alseg.core.run_directory import RunDirectory
+from alseg.core.selection_check import check_selection
+from alseg.core.strategy import QueryStrategy
+from lightning.pytorch import seed_everything
+
+
+class ActiveLearningPipeline:
+    """Runs an active-learning experiment in simulation.
+
+    Round 0 trains on the data module's initial training set. Every later round asks the strategy for
+    ``items_to_label`` ids, checks them, lets the data module label them, optionally resets the weights, trains,
+    loads the best checkpoint (the next round starts from its weights unless ``reset_weights``), validates it and
+    appends the round to ``rounds.jsonl``. Started again on the same ``output_dir``, a run resumes after its last
+    completed round and makes the same selections as an uninterrupted run: each round re-seeds every RNG from
+    ``(seed, round)`` and starts from the weights saved by the round before.
+
+    Args:
+        data_module: The data module (owns the split and the initial labelled set).
+        model: The model; it is sized from the data module.
+        strategy: The query strategy.
+        output_dir: The run directory (see :mod:`alseg.core.run_directory`).
+        items_to_label: Items labelled per query round.
+        iterations: Query rounds after round 0 (``iterations + 1`` trainings); None runs until the pool is empty.
+        epochs: Training epochs per round.
+        initial_epochs: Training epochs of round 0 (defaults to ``epochs``).
+        epochs_increase_per_query: Epochs added per query round (round ``r`` trains ``epochs + r * increase``).
+        reset_weights: Re-initialise the weights before training in every query round.
+        early_stopping: Stop a round's training when the selection criterion stops improving.
+        early_stopping_patience: Validation checks without improvement before stopping.
+        model_selection_criterion: Validation metric that picks the best checkpoint of a round (logged as
+            ``val/<name>``); ``loss`` by default.
+        model_selection_mode: ``min`` or ``max``; by default ``min`` for losses and distances, ``max`` otherwise.
+        seed: Seed of every random choice of the run.
+        deterministic: Ask torch for deterministic algorithms.
+        trainer_options: Further keyword arguments of ``lightning.pytorch.Trainer`` (e.g. ``accelerator``).
+        logger: Write Lightning CSV (and TensorBoard, if installed) logs.
+        config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default a
+            description of the objects and options (class paths, seed, active-learning options).
+    """
+
+    def __init__(
+        self,
+        data_module: ActiveLearningDataModule,
+        model: PytorchModel,
+        strategy: QueryStrategy,
+        output_dir: str | Path = "runs/default",
+        *,
+        items_to_label: int = 1,
+        iterations: int | None = 1,
+        epochs: int = 1,
+        initial_epochs: int | None = None,
+        epochs_increase_per_query: int = 0,
+        reset_weights: bool = False,
+        early_stopping: bool = False,
+        early_stopping_patience: int = 3,
+        model_selection_criterion: str = "loss",
+        model_selection_mode: Literal["min", "max"] | None = None,
+        seed: int = 0,
+        deterministic: bool = False,
+        trainer_options: dict[str, Any] | None = None,
+        logger: bool = True,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        _check_at_least("items_to_label", items_to_label, 1)
+        _check_at_least("epochs", epochs, 1)
+        _check_at_least("epochs_increase_per_query", epochs_increase_per_query, 0)
+        _check_at_least("early_stopping_patience", early_stopping_patience, 1)
+        if iterations is not None:
+            _check_at_least("iterations", iterations, 0)
+        if initial_epochs is not None:
+            _check_at_least("initial_epochs", initial_epochs, 1)
+        self.data_module = data_module
+        self.model = model
+        self.strategy = strategy
+        self.run_dir = RunDirectory(output_dir)
+        self.items_to_label = items_to_label
+        self.iterations = iterations
+        self.epochs = epochs
+        self.initial_epochs = initial_epochs or epochs
+        self.epochs_increase_per_query = epochs_increase_per_query
+        self.reset_weights = reset_weights
+        self.seed = seed
+        self.config = config or {
+            "seed": seed,
+            **{key: _class_path(obj) for key, obj in (("model", model), ("data", data_module), ("strategy", strategy))},
+            "active_learning": {
+                "items_to_label": items_to_label,
+                "iterations": iterations,
+                "epochs": epochs,
+                "initial_epochs": initial_epochs,
+                "epochs_increase_per_query": epochs_increase_per_query,
+                "reset_weights": reset_weights,
+            },
+        }
+        self.trainer = RoundTrainer(
+            self.run_dir,
+            criterion=model_selection_criterion,
+            mode=model_selection_mode,
+            early_stopping_patience=early_stopping_patience if early_stopping else None,
+            deterministic=deterministic,
+            trainer_options=trainer_options,
+            logger=logger,
+        )
+
+    def run(self) -> dict[str, Any]:
+        """Runs (or resumes) the experiment and returns the summary that is also written to ``summary.json``."""
+        self.run_dir.prepare(self.config)
+        records = self.run_dir.read_rounds()
+        self.data_module.setup()
+        seed_everything(self.seed, verbose=False)  # layers built lazily from the data start from this seed
+        self.model.bind_data(self.data_module)
+        self._replay(records)
+        round_index = len(records)
+        while self._has_next_round(round_index):
+            records.append(self._run_round(round_index))
+            self.run_dir.append_round(records[-1])
+            print(_round_line(records[-1]), flush=True)
+            round_index += 1
+        summary = self._summarise(records)
+        self.run_dir.write_summary(summary)
+        return summary
+
+    def _has_next_round(self, round_index: int) -> bool:
+        if self.iterations is not None and round_index > self.iterations:
+            return False
+        return round_index == 0 or self.data_module.unlabeled_set_size() > 0
+
+    def _replay(self, records: list[dict[str, Any]]) -> None:
+        """Restores the labels and weights of completed rounds without selecting again."""
+        for record in records[1:]:
+            pseudo = record.get("pseudo_labels_file")
+            pseudo_labels = torch.load(self.run_dir.path / pseudo, weights_only=False) if pseudo else None
+            self.data_module.label_items(record["selected_ids"], pseudo_labels)
+        if records:
+            expected = records[-1]["num_labeled"]
+            if self.data_module.training_set_size() != expected:
+                raise ConfigError(
+                    f"Cannot resume {self.run_dir.path}: the ledger records {expected} labelled items after round "
+                    f"{records[-1]['round']}, but replaying it gives {self.data_module.training_set_size()}. "
+                    "The data changed since the run started."
+                )
+            self.trainer.load_weights(self.model, records[-1]["best_checkpoint"])
+
+    def _run_round(self, round_index: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        round_seed = derive_seed(self.seed, round_index)
+        seed_everything(round_seed, workers=True, verbose=False)
+        selected: list[str] = []
+        pseudo_labels: dict[str, Any] | None = None
+        if round_index > 0:
+            selected, pseudo_labels = self._query(round_index, round_seed)
+            if self.reset_weights:
+                self.model.reset_parameters()
+        query_s = time.perf_counter() - start
+        epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
+        result = self.trainer.train(self.model, self.data_module, round_index, epochs)
+        record: dict[str, Any] = {
+            "round": round_index,
+            "seed": round_seed,
+            "selected_ids": selected,
+            "pseudo_labeled_ids": sorted(pseudo_labels or {}),
+            "pseudo_labels_file": self._save_pseudo_labels(round_index, pseudo_labels),
+            "num_labeled": self.data_module.training_set_size(),
+            "num_pseudo_labeled": self.data_module.training_set_num_pseudo_labels(),
+            "num_unlabeled": self.data_module.unlabeled_set_size(),
+            "epochs": epochs,
+            "metrics": result.metrics,
+            "best_checkpoint": result.best_checkpoint,
+            "timing_s": {"query": query_s, "train": result.train_s, "validate": result.validate_s},
+        }
+        record["wall_time_s"] = time.perf_counter() - start
+        return record
+
+    def _query(self, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
+        pool_ids = self.data_module.unlabeled_ids()
+        selected, pseudo_labels = self.strategy.select_items_to_label(
+            self.model, self.data_module, self.items_to_label, seed=round_seed, round=round_index
+        )
+        check_selection(type(self.strategy).__name__, selected, pseudo_labels, pool_ids, self.items_to_label)
+        self.data_module.label_items(list(selected), pseudo_labels)
+        return list(selected), pseudo_labels
+
+    def _save_pseudo_labels(self, round_index: int, pseudo_labels: dict[str, Any] | None) -> str | None:
+        if not pseudo_labels:
+            return None
+        relative = Path(self.run_dir.pseudo_labels_dir.name) / f"round_{round_index:03d}.pt"
+        path = self.run_dir.path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(pseudo_labels, tmp)
+        tmp.replace(path)
+        return str(relative)
+
+    def _summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        test_metrics = self.trainer.test(self.model, self.data_module) if records else {}
+        last = records[-1] if records else {}
+        return {
+            "output_dir": str(self.run_dir.path),
+            "rounds": len(records),
+            "num_labeled": last.get("num_labeled"),
+            "num_unlabeled": last.get("num_unlabeled"),
+            "final_metrics": last.get("metrics", {}),
+            "test_metrics": test_metrics,
+            "best_checkpoint": last.get("best_checkpoint"),
+            "ledger": str(self.run_dir.ledger_path),
+        }
+
+
+def derive_seed(seed: int, round_index: int) -> int:
+    """Returns the seed of one round: a function of the run's seed and the round only (stable across resumes)."""
+    return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+
+
+def _class_path(obj: object) -> dict[str, str]:
+    return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(
+            f"The '{name}' option of the active_learning section must be an integer >= {minimum}. Got {value!r}."
+        )
+
+
+def _round_line(record: dict[str, Any]) -> str:
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(record["metrics"].items())[:4])
+    return (
+        f"round {record['round']}: {record['num_labeled']} labelled (+{len(record['selected_ids'])}), "
+        f"{record['num_unlabeled']} in the pool; {metrics}; {record['wall_time_s']:.1f} s"
+    )

@@ -1,0 +1,190 @@
+"""Lightning glue of one round: a fresh Trainer, best-checkpoint selection, validation and testing."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import ConfigError
+from alseg.core.model import PytorchModel
+from alseg.core.run_directory import RunDirectory
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+#: Trainer arguments the pipeline sets itself; giving them in ``trainer_options`` is an error.
+OWNED_TRAINER_OPTIONS = frozenset(
+    {
+        "max_epochs",
+        "min_epochs",
+        "callbacks",
+        "logger",
+        "default_root_dir",
+        "deterministic",
+        "enable_checkpointing",
+    }
+)
+_QUIET_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
+_LOWER_IS_BETTER = ("loss", "hd95", "hausdorff")
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What training one round produced.
+
+    Attributes:
+        metrics: Validation metrics of the best checkpoint (``val/...``), or the last training metrics if the data
+            module has no validation set.
+        best_checkpoint: Path of the best checkpoint, relative to the run directory.
+        train_s: Seconds spent in ``Trainer.fit``.
+        validate_s: Seconds spent validating the best checkpoint.
+    """
+
+    metrics: dict[str, float]
+    best_checkpoint: str
+    train_s: float
+    validate_s: float
+
+
+class RoundTrainer:
+    """Trains, selects and evaluates a model for one round at a time.
+
+    Args:
+        run_dir: Where checkpoints and logs go.
+        criterion: Model-selection metric name without the ``val/`` prefix.
+        mode: ``min`` or ``max``; None infers ``min`` for losses and distances.
+        early_stopping_patience: Patience of early stopping on the criterion, or None for no early stopping.
+        deterministic: Passed to the Trainer.
+        trainer_options: Further Trainer arguments.
+        logger: Write CSV (and TensorBoard, if installed) logs.
+    """
+
+    def __init__(
+        self,
+        run_dir: RunDirectory,
+        criterion: str = "loss",
+        mode: Literal["min", "max"] | None = None,
+        early_stopping_patience: int | None = None,
+        deterministic: bool = False,
+        trainer_options: dict[str, Any] | None = None,
+        logger: bool = True,
+    ) -> None:
+        options = dict(trainer_options or {})
+        owned = sorted(OWNED_TRAINER_OPTIONS & options.keys())
+        if owned:
+            raise ConfigError(
+                f"The trainer option(s) {', '.join(owned)} are set by the active-learning pipeline; "
+                "use the active_learning section (epochs, early_stopping, …) instead."
+            )
+        self.run_dir = run_dir
+        self.monitor = f"val/{criterion}"
+        self.mode = mode or ("min" if any(word in criterion for word in _LOWER_IS_BETTER) else "max")
+        self.early_stopping_patience = early_stopping_patience
+        self.deterministic = deterministic
+        self.trainer_options = {**_QUIET_DEFAULTS, **options}
+        self.logger = logger
+
+    def train(
+        self,
+        model: PytorchModel,
+        data_module: ActiveLearningDataModule,
+        round_index: int,
+        epochs: int,
+    ) -> RoundResult:
+        """Fits the model for one round, loads its best weights and validates them."""
+        validate = data_module.has_validation_set()
+        monitor = self.monitor if validate else None
+        checkpoint = ModelCheckpoint(
+            dirpath=self.run_dir.checkpoints_dir / f"round_{round_index:03d}",
+            filename="best",
+            monitor=monitor,
+            mode=self.mode,
+            save_top_k=1,
+            save_weights_only=True,
+            enable_version_counter=False,
+        )
+        callbacks: list[Callback] = [checkpoint]
+        if validate:
+            callbacks.insert(0, _CriterionCheck(self.monitor))
+            if self.early_stopping_patience is not None:
+                callbacks.append(EarlyStopping(self.monitor, mode=self.mode, patience=self.early_stopping_patience))
+        trainer = self._trainer(f"round_{round_index:03d}", max_epochs=epochs, callbacks=callbacks)
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=data_module)
+        train_s = time.perf_counter() - start
+        best = checkpoint.best_model_path or checkpoint.last_model_path
+        self._load(model, best)
+        start = time.perf_counter()
+        metrics = (
+            _floats(trainer.validate(model, datamodule=data_module, verbose=False)[0])
+            if validate
+            else _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+        )
+        relative = os.path.relpath(best, self.run_dir.path)
+        return RoundResult(metrics, relative, train_s, time.perf_counter() - start)
+
+    def test(self, model: PytorchModel, data_module: ActiveLearningDataModule) -> dict[str, float]:
+        """Tests the model on the data module's test set; returns {} when there is none."""
+        if not data_module.has_test_set():
+            return {}
+        trainer = self._trainer("test", max_epochs=1, callbacks=[])
+        return _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
+
+    def load_weights(self, model: PytorchModel, relative_checkpoint: str) -> None:
+        """Loads the weights of a checkpoint recorded in the ledger (relative to the run directory)."""
+        path = self.run_dir.path / relative_checkpoint
+        if not path.exists():
+            raise ConfigError(f"Cannot resume {self.run_dir.path}: checkpoint {path} named in the ledger is missing.")
+        self._load(model, str(path))
+
+    @staticmethod
+    def _load(model: LightningModule, path: str) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+
+    def _trainer(self, version: str, max_epochs: int, callbacks: list[Callback]) -> Trainer:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            return Trainer(
+                max_epochs=max_epochs,
+                callbacks=callbacks,
+                logger=self._loggers(version),
+                default_root_dir=self.run_dir.path,
+                deterministic=self.deterministic,
+                enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+                **self.trainer_options,
+            )
+
+    def _loggers(self, version: str) -> list[Logger] | bool:
+        if not self.logger:
+            return False
+        loggers: list[Logger] = [CSVLogger(self.run_dir.logs_dir, name="csv", version=version)]
+        if importlib.util.find_spec("tensorboard") is not None:
+            loggers.append(TensorBoardLogger(self.run_dir.logs_dir, name="tensorboard", version=version))
+        return loggers
+
+
+class _CriterionCheck(Callback):
+    """Fails early, with the logged names, when the model never logs the model-selection criterion."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor in trainer.callback_metrics:
+            return
+        logged = sorted(k for k in trainer.callback_metrics if k.startswith("val/"))
+        raise ConfigError(
+            f"The model_selection_criterion '{self.monitor.removeprefix('val/')}' is not logged by "
+            f"{type(pl_module).__name__} (as '{self.monitor}'). Logged: {', '.join(logged) or 'nothing under val/'}."
+        )
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items()}

@@ -1,0 +1,43 @@
+"""The query-strategy abstraction."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alseg.core.data_module import ActiveLearningDataModule
+    from alseg.core.model import PytorchModel
+
+
+class QueryStrategy(ABC):
+    """Base class of query strategies: pick the pool items the oracle labels next.
+
+    A strategy takes its hyper-parameters in its constructor (typed, with defaults, so that it can be built from a
+    configuration or a short name) and keeps no state between rounds: everything random derives from the ``seed``
+    the pipeline passes, so that a resumed run repeats the selections of an uninterrupted one.
+    """
+
+    @abstractmethod
+    def select_items_to_label(
+        self,
+        models: PytorchModel | list[PytorchModel],
+        data_module: ActiveLearningDataModule,
+        items_to_label: int,
+        **kwargs: Any,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Selects the ids of the pool items to label next.
+
+        Args:
+            models: The pipeline's model (a list is reserved for ensemble-aware strategies).
+            data_module: The data module; read the pool through ``data_module.unlabeled_dataloader()`` or
+                ``data_module.unlabeled_ids()``.
+            items_to_label: The number of items wanted; the pipeline accepts at most this many.
+            **kwargs: Keyword arguments the pipeline always passes: ``seed`` (int, derived from the run's seed and
+                the round, the only source of randomness a strategy may use) and ``round`` (int, the query round,
+                starting at 1).
+
+        Returns:
+            The selected ids (unique, from the pool, at most ``items_to_label``) and optional pseudo labels keyed by
+            id for further pool items, or None.
+        """

@@ -1,0 +1,161 @@
+"""The active-learning loop: rounds, stopping, id validation, determinism, resume."""
+
+import json
+
+import pytest
+import torch
+from alseg.core import ConfigError, PluginError, QueryStrategy
+from alseg.core.testing import SeededRandomStrategy
+
+
+def ledger(path):
+    return [json.loads(line) for line in (path / "rounds.jsonl").read_text().splitlines()]
+
+
+def selections(path):
+    return [record["selected_ids"] for record in ledger(path)]
+
+
+class FixedStrategy(QueryStrategy):
+    """Returns a fixed answer (for id-validation tests)."""
+
+    def __init__(self, answer, pseudo=None):
+        self.answer, self.pseudo = answer, pseudo
+
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        return self.answer(data_module.unlabeled_ids()), self.pseudo
+
+
+class CrashingStrategy(SeededRandomStrategy):
+    """Behaves like the seeded random strategy but dies in a given round."""
+
+    def __init__(self, crash_round):
+        self.crash_round = crash_round
+
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        if kwargs["round"] == self.crash_round:
+            raise KeyboardInterrupt("simulated kill")
+        return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+
+
+def test_rounds_labels_and_epochs(make_pipeline, tmp_path):
+    summary = make_pipeline(iterations=2, epochs=1, initial_epochs=2, epochs_increase_per_query=1).run()
+    records = ledger(tmp_path / "run")
+    assert [r["round"] for r in records] == [0, 1, 2]  # iterations + 1 trainings
+    assert [r["num_labeled"] for r in records] == [4, 7, 10]
+    assert [r["num_unlabeled"] for r in records] == [20, 17, 14]
+    assert [r["epochs"] for r in records] == [2, 2, 3]
+    assert records[0]["selected_ids"] == [] and all(len(r["selected_ids"]) == 3 for r in records[1:])
+    assert "val/loss" in records[-1]["metrics"] and "test/loss" in summary["test_metrics"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["rounds"] == 3
+    assert (tmp_path / "run" / records[-1]["best_checkpoint"]).is_file()
+
+
+def test_runs_until_pool_is_empty(make_pipeline, tmp_path):
+    make_pipeline(iterations=None, items_to_label=8, data={"num_cases": 4, "slices_per_case": 4}).run()
+    records = ledger(tmp_path / "run")
+    # 2 training cases x 4 slices = 8 items, 4 labelled at start: one query round empties the pool.
+    assert [r["num_unlabeled"] for r in records] == [4, 0]
+
+
+def test_same_seed_same_selections_other_seed_differs(make_pipeline, tmp_path):
+    make_pipeline("a", seed=3).run()
+    make_pipeline("b", seed=3).run()
+    make_pipeline("c", seed=4).run()
+    assert selections(tmp_path / "a") == selections(tmp_path / "b")
+    assert selections(tmp_path / "a") != selections(tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragment"),
+    [
+        (lambda pool: ["nope", pool[0]], "not in the unlabelled pool: 'nope'"),
+        (lambda pool: [pool[0], pool[0]], "duplicate ids"),
+        (lambda pool: pool[:4], "returned 4 ids, but items_to_label is 3"),
+        (lambda pool: "case_0:0", "expected a list of string ids"),
+    ],
+)
+def test_invalid_selection_is_an_error_naming_ids(make_pipeline, tmp_path, answer, fragment):
+    with pytest.raises(PluginError, match="FixedStrategy") as error:
+        make_pipeline(strategy=FixedStrategy(answer)).run()
+    assert fragment in str(error.value)
+    assert len(ledger(tmp_path / "run")) == 1  # only round 0 completed
+
+
+def test_selected_id_already_labelled_is_rejected(make_pipeline, tmp_path):
+    pipeline = make_pipeline(strategy=FixedStrategy(lambda pool: []))
+    labelled = pipeline.data_module.training_ids[0]
+    pipeline.strategy = FixedStrategy(lambda pool: [labelled])
+    with pytest.raises(PluginError, match=f"not in the unlabelled pool: '{labelled}'"):
+        pipeline.run()
+
+
+def test_resume_after_crash_gives_identical_selections(make_pipeline, tmp_path):
+    make_pipeline("straight", iterations=3, strategy=CrashingStrategy(crash_round=None)).run()
+    with pytest.raises(KeyboardInterrupt):
+        make_pipeline("killed", iterations=3, strategy=CrashingStrategy(crash_round=2)).run()
+    assert len(ledger(tmp_path / "killed")) == 2
+    # A kill during the append leaves a partial line: it is not a completed round.
+    with open(tmp_path / "killed" / "rounds.jsonl", "a") as handle:
+        handle.write('{"round": 2, "selected_')
+    make_pipeline("killed", iterations=3, strategy=CrashingStrategy(crash_round=None)).run()
+    assert selections(tmp_path / "killed") == selections(tmp_path / "straight")
+    metrics = [r["metrics"]["val/loss"] for r in ledger(tmp_path / "killed")]
+    assert metrics == pytest.approx([r["metrics"]["val/loss"] for r in ledger(tmp_path / "straight")])
+
+
+def test_resume_of_finished_run_adds_nothing_and_extends_with_more_iterations(make_pipeline, tmp_path):
+    make_pipeline(iterations=1, config={"active_learning": {"iterations": 1}}).run()
+    make_pipeline(iterations=1, config={"active_learning": {"iterations": 1}}).run()
+    assert len(ledger(tmp_path / "run")) == 2
+    make_pipeline(iterations=2, config={"active_learning": {"iterations": 2}}).run()
+    assert [r["round"] for r in ledger(tmp_path / "run")] == [0, 1, 2]
+
+
+def test_pseudo_labels_are_recorded_and_replayed(make_pipeline, tmp_path):
+    class Pseudo(QueryStrategy):
+        def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+            pool = sorted(data_module.unlabeled_ids())
+            return pool[:1], {pool[1]: torch.zeros(1, 16, 16, dtype=torch.long)}
+
+    make_pipeline(iterations=1, strategy=Pseudo()).run()
+    record = ledger(tmp_path / "run")[1]
+    assert record["num_pseudo_labeled"] == 1 and len(record["pseudo_labeled_ids"]) == 1
+    resumed = make_pipeline(iterations=1, strategy=Pseudo())
+    resumed.run()
+    assert resumed.data_module.training_set_num_pseudo_labels() == 1
+
+
+def test_reset_weights_reinitialises_before_training(make_pipeline, tmp_path):
+    class Spy(SeededRandomStrategy):
+        def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+            self.weights = models.head.weight.detach().clone()
+            return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+
+    spy = Spy()
+    pipeline = make_pipeline(iterations=1, reset_weights=True, strategy=spy, epochs=1)
+    reset_calls = []
+    original = pipeline.model.reset_parameters
+    pipeline.model.reset_parameters = lambda: (reset_calls.append(1), original())
+    pipeline.run()
+    assert reset_calls == [1]
+
+
+def test_unknown_model_selection_criterion_lists_logged_metrics(make_pipeline):
+    with pytest.raises(ConfigError, match=r"'mean_dice' is not logged.*Logged: val/dice, val/loss"):
+        make_pipeline(model_selection_criterion="mean_dice").run()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("items_to_label", 0), ("epochs", 0), ("iterations", -1), ("items_to_label", 1.5)],
+)
+def test_bad_options_fail_before_anything_is_written(make_pipeline, tmp_path, option, value):
+    with pytest.raises(ConfigError, match=f"'{option}' option of the active_learning section"):
+        make_pipeline(**{option: value})
+    assert not (tmp_path / "run").exists()
+
+
+def test_trainer_options_owned_by_pipeline_are_rejected(make_pipeline):
+    with pytest.raises(ConfigError, match="max_epochs"):
+        make_pipeline(trainer_options={"max_epochs": 3})
