@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+
 from alseg.core import ActiveLearningPipeline, QueryStrategy
 from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+
 from alseg.core import ConfigError, PluginError, QueryStrategy
 from alseg.core.testing import SeededRandomStrategy
 

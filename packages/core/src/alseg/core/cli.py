@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from lightning.pytorch import Trainer
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import AlsegError
 from alseg.core.model import PytorchModel
@@ -25,9 +29,6 @@ from alseg.core.pipeline import ActiveLearningPipeline
 from alseg.core.registry import SECTIONS, registered, resolve_class_path
 from alseg.core.round_trainer import OWNED_TRAINER_OPTIONS
 from alseg.core.strategy import QueryStrategy
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
-from lightning.pytorch import Trainer
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 _BASES = {"model": PytorchModel, "data": ActiveLearningDataModule, "strategy": QueryStrategy}
 _PIPELINE_OWN = {

@@ -20,9 +20,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from alseg.core.errors import ConfigError, PluginError
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
+
+from alseg.core.errors import ConfigError, PluginError
 
 
 class ActiveLearningDataModule(LightningDataModule, ABC):

@@ -7,8 +7,9 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 import torch
-from alseg.core.errors import ConfigError, PluginError
 from lightning.pytorch import LightningModule
+
+from alseg.core.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from alseg.core.data_module import ActiveLearningDataModule
@@ -77,6 +78,22 @@ class PytorchModel(LightningModule, ABC):
         )
 
     # --------------------------------------------------------------------------------------------- provided behaviour
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Turns logits ``[B, C, *spatial]`` into float32 probabilities: sigmoid if multi-label, else softmax."""
+        logits = logits.float()
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+
+    def compute_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """Returns the configured loss of logits ``[B, C, *spatial]`` against ``batch["label"]``.
+
+        Items are weighted by ``batch["weight"]`` when present (pseudo-labelled items may count less).
+        """
+        return self.loss_function(logits, batch["label"], batch.get("weight"))
+
+    def update_metrics(self, stage: str, probabilities: torch.Tensor, batch: dict[str, Any]) -> None:
+        """Adds a batch's probabilities to the ``val`` or ``test`` metrics, logged at the end of the epoch."""
+        self._metrics(stage).update(probabilities, batch)
+
     def bind_data(self, data_module: ActiveLearningDataModule) -> None:
         """Sizes the model from a data module and builds its layers (calls :meth:`configure_model`)."""
         self.in_channels = data_module.data_channels()

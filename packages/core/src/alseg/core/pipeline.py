@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from lightning.pytorch import seed_everything
+
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
 from alseg.core.model import PytorchModel
@@ -15,7 +17,6 @@ from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
 from alseg.core.selection_check import check_selection
 from alseg.core.strategy import QueryStrategy
-from lightning.pytorch import seed_everything
 
 
 class ActiveLearningPipeline:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from alseg.core.errors import ConfigError
 
 #: Config keys that may change when a run is resumed (to extend a finished run by more rounds).

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
+
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.model import PytorchModel
 from alseg.core.strategy import QueryStrategy
-from lightning.pytorch import Trainer
 
 
 class ContractError(AssertionError):

@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.model import PytorchModel
 from alseg.core.strategy import QueryStrategy
-from torch import nn
-from torch.utils.data import Dataset
 
 
 class TinySegmentationModel(PytorchModel):
