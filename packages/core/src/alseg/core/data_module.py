@@ -134,6 +134,14 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
         """Returns how many training items carry pseudo labels; override when ``label_items`` accepts them."""
         return 0
 
+    def items_with_foreground(self, ids: list[str]) -> list[bool] | None:
+        """For analysis only: whether each item's ground truth contains foreground, or None if unknown.
+
+        The pipeline records it for the ids a strategy selected, so that reports can show how often a strategy found
+        foreground. Strategies must never call it: it reads the answer they are choosing to ask for.
+        """
+        return None
+
     def has_validation_set(self) -> bool:
         """Returns True if the module provides a validation set."""
         return self._dataset("val") is not None

@@ -186,6 +186,11 @@ class InMemoryDataModule(ActiveLearningDataModule):
             item["label"] = label if label is not None else self._label(c, s)
         return item
 
+    @staticmethod
+    def _position(item_id: str) -> tuple[int, int]:
+        case, index = item_id.split(":")
+        return int(case.removeprefix("case_")), int(index)
+
     def _label(self, c: int, s: int) -> torch.Tensor:
         disc = self.labels[c, s]
         if self.is_multi_label:
@@ -220,6 +225,10 @@ class InMemoryDataModule(ActiveLearningDataModule):
     def unlabeled_ids(self) -> list[str]:
         """Returns the pool's ids without loading items."""
         return list(self.pool_ids)
+
+    def items_with_foreground(self, ids: list[str]) -> list[bool]:
+        """Returns whether each item's ground truth has disc voxels (analysis only)."""
+        return [bool(self._label(*self._position(i)).any()) for i in ids]
 
     def training_set_num_pseudo_labels(self) -> int:
         """Returns the number of pseudo-labelled training items."""
