@@ -220,18 +220,14 @@ def _update_with_centre(min_dist: Tensor, x: Tensor, centre: Tensor, chunk_size:
     for start in range(0, x.shape[0], chunk_size):
         rows = x[start : start + chunk_size]
         dist = (rows - centre).square_().sum(dim=1)
-        min_dist[start : start + chunk_size] = torch.minimum(
-            min_dist[start : start + chunk_size], dist
-        )
+        min_dist[start : start + chunk_size].clamp_max_(dist)  # in place: min(old, new)
 
 
 def _update_with_block(min_dist: Tensor, x: Tensor, centres: Tensor, chunk_size: int) -> None:
     # torch.cdist uses the matmul expansion for large blocks and clamps its round-off at 0.
     for start in range(0, x.shape[0], chunk_size):
         dist = torch.cdist(x[start : start + chunk_size], centres).square_().amin(dim=1)
-        min_dist[start : start + chunk_size] = torch.minimum(
-            min_dist[start : start + chunk_size], dist
-        )
+        min_dist[start : start + chunk_size].clamp_max_(dist)  # in place: min(old, new)
 
 
 def _reject_non_finite(x: Tensor, chunk_size: int) -> None:
