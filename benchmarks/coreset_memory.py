@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from alseg.strategies.selection import k_center_greedy
 
 MIB = 2**20
@@ -70,9 +71,7 @@ def main() -> None:
     parser.add_argument("--labelled", type=int, default=0, help="labelled points (first rows)")
     parser.add_argument("--dense-n", type=int, default=20_000, help="N for the dense comparison")
     parser.add_argument("--chunk-size", type=int, default=4096)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from alseg.core.errors import ConfigError
 from alseg.strategies.scoring import (
     binary_entropy,
@@ -34,9 +35,7 @@ def test_entropy_matches_explicit_formula_on_random_probs():
 
 
 def test_binary_entropy_half_is_c_log_2_and_certain_is_zero():
-    assert torch.allclose(
-        binary_entropy(torch.full((2, 3, 4), 0.5)), torch.full((2, 4), 3 * math.log(2))
-    )
+    assert torch.allclose(binary_entropy(torch.full((2, 3, 4), 0.5)), torch.full((2, 4), 3 * math.log(2)))
     certain = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
     assert torch.equal(binary_entropy(certain), torch.zeros(1, 2))
 
@@ -44,12 +43,8 @@ def test_binary_entropy_half_is_c_log_2_and_certain_is_zero():
 def test_softmax_and_sigmoid_entropy_differ_on_same_tensor():
     # Two channels at p=0.5: softmax reads one fair coin (log 2), sigmoid two coins (2 log 2).
     probs = torch.full((1, 2, 3), 0.5)
-    assert torch.allclose(
-        predictive_entropy(probs, multi_label=False), torch.full((1, 3), math.log(2))
-    )
-    assert torch.allclose(
-        predictive_entropy(probs, multi_label=True), torch.full((1, 3), 2 * math.log(2))
-    )
+    assert torch.allclose(predictive_entropy(probs, multi_label=False), torch.full((1, 3), math.log(2)))
+    assert torch.allclose(predictive_entropy(probs, multi_label=True), torch.full((1, 3), 2 * math.log(2)))
 
 
 def test_half_precision_input_gives_float32_without_nan():

@@ -3,6 +3,7 @@ import random
 import numpy as np
 import pytest
 import torch
+
 from alseg.core.errors import ConfigError, PluginError
 from alseg.strategies import selection
 from alseg.strategies.selection import k_center_greedy, limit_per_case, power_sample, top_k
@@ -76,9 +77,7 @@ def test_power_sample_is_deterministic_distinct_and_seed_sensitive():
 @pytest.mark.parametrize("seed", [1, 2])
 def test_power_sample_is_invariant_to_input_permutation(seed):
     scores = _scores()
-    assert power_sample(*_shuffled(scores, IDS, seed), 10, seed=3) == power_sample(
-        scores, IDS, 10, seed=3
-    )
+    assert power_sample(*_shuffled(scores, IDS, seed), 10, seed=3) == power_sample(scores, IDS, 10, seed=3)
 
 
 def test_power_sample_puts_zero_scores_after_positive_ones():

@@ -15,8 +15,9 @@ sigmoid outputs to reuse the softmax formulas.
 import math
 
 import torch
-from alseg.core.errors import ConfigError
 from torch import Tensor
+
+from alseg.core.errors import ConfigError
 
 REDUCTIONS = ("max", "mean", "sum", "top_q")
 
@@ -103,9 +104,7 @@ def foreground_mask(probs: Tensor) -> Tensor:
         Boolean mask ``(B, *S)``, usable as ``mask`` of :func:`reduce_scores`.
     """
     if probs.ndim < 2 or probs.shape[1] < 2:
-        raise ValueError(
-            f"foreground_mask needs softmax probabilities (B, C>=2, *S), got {tuple(probs.shape)}."
-        )
+        raise ValueError(f"foreground_mask needs softmax probabilities (B, C>=2, *S), got {tuple(probs.shape)}.")
     return probs.argmax(dim=1) != 0
 
 
@@ -136,9 +135,7 @@ def reduce_scores(
     if mask is None:
         keep = torch.ones_like(values, dtype=torch.bool)
     elif mask.shape != voxel_scores.shape:
-        raise ValueError(
-            f"mask shape {tuple(mask.shape)} differs from scores {tuple(voxel_scores.shape)}."
-        )
+        raise ValueError(f"mask shape {tuple(mask.shape)} differs from scores {tuple(voxel_scores.shape)}.")
     else:
         keep = mask.to(torch.bool).flatten(1)
     count = keep.sum(dim=1)

@@ -16,8 +16,9 @@ from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import torch
-from alseg.core.errors import ConfigError, PluginError
 from torch import Tensor
+
+from alseg.core.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,8 +79,7 @@ def power_sample(
     if bad.numel():
         i = int(bad[0])
         raise PluginError(
-            f"Score of item {ids[order[i]]!r} must be finite and >= 0 for power sampling. "
-            f"Got {values[i].item()}."
+            f"Score of item {ids[order[i]]!r} must be finite and >= 0 for power sampling. Got {values[i].item()}."
         )
     generator = torch.Generator().manual_seed(seed)
     gumbel = -torch.empty_like(values).exponential_(generator=generator).log()
@@ -87,9 +87,7 @@ def power_sample(
     keys = torch.where(positive, beta * values.log() + gumbel, gumbel)
     # Rank by (positive first, key descending): sort by key, then stably by the tier.
     by_key = torch.sort(keys, descending=True, stable=True).indices
-    ranked = by_key[
-        torch.sort(positive[by_key].to(torch.uint8), descending=True, stable=True).indices
-    ]
+    ranked = by_key[torch.sort(positive[by_key].to(torch.uint8), descending=True, stable=True).indices]
     return [ids[order[i]] for i in ranked[:k].tolist()]
 
 
@@ -155,9 +153,7 @@ class KCenterResult:
     radius: float
 
 
-def k_center_greedy(
-    features: Tensor, labelled: Tensor, k: int, chunk_size: int = 4096
-) -> KCenterResult:
+def k_center_greedy(features: Tensor, labelled: Tensor, k: int, chunk_size: int = 4096) -> KCenterResult:
     """Greedy k-center core-set selection (Sener & Savarese, 2018).
 
     Repeatedly picks the point farthest (squared Euclidean, float32) from its nearest centre,
@@ -184,8 +180,7 @@ def k_center_greedy(
     x = features.to(torch.float32)
     if x.ndim != 2 or labelled.shape != (x.shape[0],):
         raise ValueError(
-            f"Expected features (N, D) and labelled (N,), "
-            f"got {tuple(x.shape)} and {tuple(labelled.shape)}."
+            f"Expected features (N, D) and labelled (N,), got {tuple(x.shape)} and {tuple(labelled.shape)}."
         )
     _reject_non_finite(x, chunk_size)
     is_centre = labelled.to(device=x.device, dtype=torch.bool)
