@@ -8,6 +8,7 @@ from alseg.core.errors import DataError
 from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.labels import brats_label_scheme, decathlon_label_scheme
 from alseg.datasets.msd_layout import discover_decathlon, read_dataset_json
+from alseg.datasets.synthetic import write_brats
 from alseg.datasets.volumes import normalise_image, read_case
 
 SCHEME = brats_label_scheme("2021", "multiclass")
@@ -31,6 +32,19 @@ def test_reads_channels_in_case_order_reoriented_to_ras(brats_dir):
     assert volume.spacing == (1.0, 1.0, 1.5)
     assert np.allclose(np.diag(volume.affine), [1.0, 1.0, 1.5, 1.0])
     assert nib.aff2axcodes(volume.affine) == ("R", "A", "S")
+
+
+def test_reads_uncompressed_2023_case_with_enhancing_label_3(tmp_path):
+    folder = write_brats(
+        tmp_path / "d", 1, (12, 12, 8), release="2023", extension=".nii", tumour_fraction=1.0
+    )
+    case = discover_brats(folder)[0]
+    volume = read_case(case, brats_label_scheme("2023", "multilabel"))
+    raw = np.asarray(nib.load(case.label).dataobj)[::-1, ::-1, :]
+    assert raw.max() == 3
+    np.testing.assert_array_equal(volume.label[2], raw == 3)  # ET
+    np.testing.assert_array_equal(volume.label[1], raw > 0)  # WT
+    np.testing.assert_array_equal(volume.label[0], (raw == 1) | (raw == 3))  # TC
 
 
 def test_reads_4d_decathlon_channels_and_3d_label(msd_dir):

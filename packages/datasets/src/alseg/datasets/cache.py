@@ -95,9 +95,8 @@ def _slices_with(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
 
 
 def _fingerprint(case: Case) -> str:
-    parts = [
-        [str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns] for path in case.files
-    ]
+    stats = [(path, path.stat()) for path in case.files]
+    parts = [[str(path.resolve()), stat.st_size, stat.st_mtime_ns] for path, stat in stats]
     channels = [source.channel for source in case.images.values()]
     return json.dumps([parts, channels])
 
