@@ -133,6 +133,7 @@ def test_unknown_name_lists_available():
         ("dice_ce", {"softmax": False}, r"'dice_ce' .* 'softmax'"),
         ("dice_ce", {"lambda_ce": -1.0}, r"'lambda_ce' parameter of loss 'dice_ce' .* >= 0"),
         ("dice", {"smooth_nr": "x"}, r"Invalid parameters .* for loss 'dice'"),
+        ("ce", {"weight": ["a", "b"]}, r"Invalid parameters .* for loss 'ce'"),
     ],
 )
 def test_bad_params(name, params, pattern):

@@ -52,7 +52,7 @@ _SPECS: dict[str, dict[bool, tuple[type[nn.Module], dict[str, Any]]]] = {
     },
 }
 LOSS_NAMES: tuple[str, ...] = tuple(sorted([*_SPECS, "dice_ce"]))
-# Set by alseg from ``multi_label`` (or deprecated in torch); never user parameters.
+# Set by alseg from ``multi_label``, or deprecated by torch: never user parameters.
 _RESERVED = {"reduction", "softmax", "sigmoid", "other_act", "to_onehot_y", "use_softmax"}
 _RESERVED |= {"size_average", "reduce"}
 _TENSOR_PARAMS = {"weight", "pos_weight"}  # torch wants tensors; configs give lists
@@ -75,12 +75,12 @@ def _build_term(
                 f"Loss '{name}' does not accept the parameter '{key}' ({hint}). "
                 f"Accepted: {', '.join(sorted(accepted))}."
             )
-    kwargs = {
-        k: torch.as_tensor(v, dtype=torch.float32) if k in _TENSOR_PARAMS else v
-        for k, v in params.items()
-        if k not in extra
-    }
     try:
+        kwargs = {
+            k: torch.as_tensor(v, dtype=torch.float32) if k in _TENSOR_PARAMS else v
+            for k, v in params.items()
+            if k not in extra
+        }
         return cls(reduction="none", **fixed, **kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Invalid parameters {params} for loss '{name}': {error}") from error
