@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss
+
 from alseg.core.errors import ConfigError, DataError
 from alseg.core.losses import LOSS_NAMES, LinearSchedule, build_loss
-from monai.losses import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss
 
 
 def _single_label_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,14 +65,11 @@ def test_multi_label_values_use_sigmoid():
         "dice": DiceLoss(sigmoid=True)(logits, t),
         "generalized_dice": GeneralizedDiceLoss(sigmoid=True)(logits, t),
         "focal": FocalLoss(gamma=1.5)(logits, t),
-        "dice_ce": DiceLoss(sigmoid=True)(logits, t)
-        + F.binary_cross_entropy_with_logits(logits, t),
+        "dice_ce": DiceLoss(sigmoid=True)(logits, t) + F.binary_cross_entropy_with_logits(logits, t),
     }
     for name, value in expected.items():
         params = {"gamma": 1.5} if name == "focal" else {}
-        torch.testing.assert_close(
-            build_loss(name, True, **params)(logits, target), value, msg=name
-        )
+        torch.testing.assert_close(build_loss(name, True, **params)(logits, target), value, msg=name)
     softmaxed = DiceLoss(softmax=True)(logits, t)
     assert not torch.isclose(build_loss("dice", True)(logits, target), softmaxed)
 
@@ -86,9 +84,7 @@ def test_params_reach_monai():
     )
     assert not torch.isclose(with_bg, without_bg)
     weighted_ce = build_loss("ce", False, weight=[1.0, 2.0, 3.0])(logits, target)
-    expected = F.cross_entropy(
-        logits, target[:, 0], weight=torch.tensor([1.0, 2.0, 3.0]), reduction="none"
-    )
+    expected = F.cross_entropy(logits, target[:, 0], weight=torch.tensor([1.0, 2.0, 3.0]), reduction="none")
     torch.testing.assert_close(weighted_ce, expected.mean())
 
 

@@ -1,10 +1,11 @@
 import pytest
 import torch
-from alseg.core.errors import PluginError
-from alseg.core.mc_dropout import has_dropout, mc_dropout
 from monai.networks.blocks import Convolution
 from monai.networks.nets import UNet
 from torch import nn
+
+from alseg.core.errors import PluginError
+from alseg.core.mc_dropout import has_dropout, mc_dropout
 
 
 def _bn_dropout_net() -> nn.Module:

@@ -3,6 +3,8 @@ import random
 
 import pytest
 import torch
+from monai.metrics import ConfusionMatrixMetric, DiceMetric, HausdorffDistanceMetric
+
 from alseg.core.errors import ConfigError, DataError
 from alseg.core.metrics import (
     VolumeMetricAccumulator,
@@ -11,7 +13,6 @@ from alseg.core.metrics import (
     probabilities_to_masks,
     volume_metrics,
 )
-from monai.metrics import ConfusionMatrixMetric, DiceMetric, HausdorffDistanceMetric
 
 DIAG_4x4 = math.sqrt(3**2 + 3**2)  # largest voxel-centre distance in a 4x4 image
 
@@ -142,9 +143,7 @@ def _case(seed: int, c: int = 3, shape=(6, 6, 5)) -> tuple[torch.Tensor, torch.T
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, c, (1, *shape), generator=g)
     labels[..., 3:] = 0
-    logits = torch.randn(c, *shape, generator=g) + 2.5 * torch.nn.functional.one_hot(
-        labels[0], c
-    ).movedim(-1, 0)
+    logits = torch.randn(c, *shape, generator=g) + 2.5 * torch.nn.functional.one_hot(labels[0], c).movedim(-1, 0)
     return logits.softmax(0), labels
 
 
@@ -177,9 +176,7 @@ def test_slices_gathered_per_volume_equal_the_volume():
     # The naive mean of per-slice Dice differs: tumour-free slices with a false positive score 0.
     probs, labels = cases["A"]
     per_slice = [
-        volume_metrics(
-            probabilities_to_masks(probs[..., k], False), labels_to_masks(labels[..., k], 3, False)
-        )
+        volume_metrics(probabilities_to_masks(probs[..., k], False), labels_to_masks(labels[..., k], 3, False))
         for k in range(5)
     ]
     naive = sum(float(m["dice"][1:].mean()) for m in per_slice) / 5

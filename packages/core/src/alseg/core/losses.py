@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from alseg.core.errors import ConfigError, DataError
 from monai.losses import DiceLoss, FocalLoss, GeneralizedDiceLoss
 from torch import Tensor, nn
+
+from alseg.core.errors import ConfigError, DataError
 
 
 class _CrossEntropy(nn.CrossEntropyLoss):
@@ -104,10 +105,7 @@ class SegmentationLoss(nn.Module):
                 )
             return target.to(logits.dtype)
         if logits.shape[1] < 2:
-            raise DataError(
-                "Single-label logits [B, C, *spatial] need >= 2 channels. "
-                f"Got {tuple(logits.shape)}."
-            )
+            raise DataError(f"Single-label logits [B, C, *spatial] need >= 2 channels. Got {tuple(logits.shape)}.")
         if target.ndim == logits.ndim - 1:
             target = target.unsqueeze(1)
         expected = (logits.shape[0], 1, *logits.shape[2:])
@@ -131,8 +129,7 @@ class SegmentationLoss(nn.Module):
         """
         target = self._prepare_target(logits, target)
         losses = [
-            lam * term(logits, target).flatten(1).mean(1)
-            for lam, term in zip(self.lambdas, self.terms, strict=True)
+            lam * term(logits, target).flatten(1).mean(1) for lam, term in zip(self.lambdas, self.terms, strict=True)
         ]
         return torch.stack(losses).sum(0)
 
@@ -152,10 +149,7 @@ class SegmentationLoss(nn.Module):
         if weights is None:
             return losses.mean()
         if weights.shape != losses.shape:
-            raise DataError(
-                f"Loss weights must have shape [B] = {tuple(losses.shape)}. "
-                f"Got {tuple(weights.shape)}."
-            )
+            raise DataError(f"Loss weights must have shape [B] = {tuple(losses.shape)}. Got {tuple(weights.shape)}.")
         weights = weights.to(losses)
         total = weights.sum()
         # All-zero weights: divide 0 by 1 rather than 0 by 0, so neither value nor gradient is NaN.
@@ -188,14 +182,10 @@ def build_loss(name: str, multi_label: bool, **params: Any) -> SegmentationLoss:
     }
     for key, value in lambdas.items():
         if not isinstance(value, int | float) or value < 0:
-            raise ConfigError(
-                f"The '{key}' parameter of loss 'dice_ce' must be a number >= 0. Got {value!r}."
-            )
+            raise ConfigError(f"The '{key}' parameter of loss 'dice_ce' must be a number >= 0. Got {value!r}.")
     dice = _build_term("dice", multi_label, params, name, frozenset(lambdas))
     ce = _build_term("ce", multi_label, {}, name)
-    return SegmentationLoss(
-        [(float(lambdas["lambda_dice"]), dice), (float(lambdas["lambda_ce"]), ce)], multi_label
-    )
+    return SegmentationLoss([(float(lambdas["lambda_dice"]), dice), (float(lambdas["lambda_ce"]), ce)], multi_label)
 
 
 @dataclass(frozen=True)
@@ -219,13 +209,9 @@ class LinearSchedule:
         for key in ("start", "end"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                raise ConfigError(
-                    f"The '{key}' of a LinearSchedule must be a number in [0, 1]. Got {value!r}."
-                )
+                raise ConfigError(f"The '{key}' of a LinearSchedule must be a number in [0, 1]. Got {value!r}.")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ConfigError(
-                f"The 'rounds' of a LinearSchedule must be an integer >= 1. Got {self.rounds!r}."
-            )
+            raise ConfigError(f"The 'rounds' of a LinearSchedule must be an integer >= 1. Got {self.rounds!r}.")
 
     def __call__(self, round_index: int) -> float:
         """Value at ``round_index`` (>= 0)."""

@@ -10,9 +10,10 @@ in the mode it had, so call ``model.eval()`` first (Lightning's predict loop doe
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alseg.core.errors import PluginError
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
+
+from alseg.core.errors import PluginError
 
 
 def _dropout_layers(module: nn.Module) -> list[_DropoutNd]:

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from alseg.core.errors import ConfigError, DataError
 from monai.metrics import (
     compute_confusion_matrix_metric,
     compute_hausdorff_distance,
@@ -31,12 +30,12 @@ from monai.metrics import (
 from monai.networks.utils import one_hot
 from torch import Tensor
 
+from alseg.core.errors import ConfigError, DataError
+
 METRICS = ("dice", "sensitivity", "specificity", "hd95", "hd95_mm")
 
 
-def probabilities_to_masks(
-    probabilities: Tensor, multi_label: bool, threshold: float = 0.5
-) -> Tensor:
+def probabilities_to_masks(probabilities: Tensor, multi_label: bool, threshold: float = 0.5) -> Tensor:
     """Binarise the probabilities of one item.
 
     Args:
@@ -86,9 +85,7 @@ def hd95(pred: Tensor, target: Tensor, spacing: Sequence[float] | None = None) -
     """
     shape = pred.shape[1:]
     if spacing is not None and len(spacing) != len(shape):
-        raise DataError(
-            f"Spacing must have one value per spatial axis of {tuple(shape)}. Got {spacing}."
-        )
+        raise DataError(f"Spacing must have one value per spatial axis of {tuple(shape)}. Got {spacing}.")
     scale = [1.0] * len(shape) if spacing is None else [float(s) for s in spacing]
     penalty = math.sqrt(sum(((n - 1) * s) ** 2 for n, s in zip(shape, scale, strict=True)))
     out = torch.zeros(pred.shape[0])
@@ -126,17 +123,12 @@ def volume_metrics(
         ``hd95_mm``: each float32 ``[C]``, NaN-free (conventions in the module docstring).
     """
     if pred.shape != target.shape:
-        raise DataError(
-            f"Prediction {tuple(pred.shape)} and label {tuple(target.shape)} masks differ."
-        )
+        raise DataError(f"Prediction {tuple(pred.shape)} and label {tuple(target.shape)} masks differ.")
     confusion = get_confusion_matrix(pred[None].float(), target[None].float())  # [1, C, 4]
     # Dice is the F1 score of this confusion matrix: one pass over the volume instead of a second
     # one in ``compute_dice``. MONAI gives NaN for 0/0, which the conventions above turn into 1.
     names = {"dice": "f1 score", "sensitivity": "sensitivity", "specificity": "specificity"}
-    metrics = {
-        key: compute_confusion_matrix_metric(name, confusion)[0].nan_to_num(1.0)
-        for key, name in names.items()
-    }
+    metrics = {key: compute_confusion_matrix_metric(name, confusion)[0].nan_to_num(1.0) for key, name in names.items()}
     if not hausdorff:
         return metrics
     metrics["hd95"] = hd95(pred, target)
@@ -156,8 +148,7 @@ def _check_config(
     names = dict(class_names)
     if sorted(names) != list(range(len(names))) or len(names) < min_classes:
         raise ConfigError(
-            "The class_names of the metrics must map every index 0..C-1 to a name "
-            f"(C >= {min_classes}). Got {names}."
+            f"The class_names of the metrics must map every index 0..C-1 to a name (C >= {min_classes}). Got {names}."
         )
     if len(set(names.values())) != len(names):
         raise ConfigError(f"The class_names of the metrics must be unique. Got {names}.")
@@ -165,10 +156,7 @@ def _check_config(
         raise ConfigError(f"Thresholds apply only to multi-label outputs. Got {thresholds}.")
     levels = (0.5,) if thresholds is None else tuple(thresholds)
     if not levels or not all(0 < t < 1 for t in levels) or len(set(levels)) != len(levels):
-        raise ConfigError(
-            "The metric thresholds must be one or more distinct values in (0, 1). "
-            f"Got {thresholds}."
-        )
+        raise ConfigError(f"The metric thresholds must be one or more distinct values in (0, 1). Got {thresholds}.")
     return levels
 
 
@@ -257,15 +245,10 @@ class VolumeMetricAccumulator:
         if not self.multi_label and labels.ndim == probabilities.ndim - 1:
             labels = labels.unsqueeze(1)
         for i, case in enumerate(case_ids):
-            masks = [
-                probabilities_to_masks(probabilities[i], self.multi_label, t)
-                for t in self.thresholds
-            ]
+            masks = [probabilities_to_masks(probabilities[i], self.multi_label, t) for t in self.thresholds]
             pred = torch.stack(masks).cpu()
             target = labels_to_masks(labels[i], num_classes, self.multi_label).cpu()
-            item_spacing = (
-                None if spacing is None or spacing[i] is None else tuple(map(float, spacing[i]))
-            )
+            item_spacing = None if spacing is None or spacing[i] is None else tuple(map(float, spacing[i]))
             self._add(
                 case,
                 None if slice_indices is None else int(slice_indices[i]),
@@ -283,13 +266,9 @@ class VolumeMetricAccumulator:
         spacing: tuple[float, ...] | None,
     ) -> None:
         if case in self._volumes or (index is None and case in self._slices):
-            raise DataError(
-                f"Case {case} was added to the metrics twice (as a volume or as slices)."
-            )
+            raise DataError(f"Case {case} was added to the metrics twice (as a volume or as slices).")
         if self._spacing.setdefault(case, spacing) != spacing:
-            raise DataError(
-                f"Case {case}: slices with different spacings {self._spacing[case]}, {spacing}."
-            )
+            raise DataError(f"Case {case}: slices with different spacings {self._spacing[case]}, {spacing}.")
         if index is None:
             self._volumes[case] = self._case_values(pred, target, spacing)
         elif index in self._slices.setdefault(case, {}):
@@ -297,9 +276,7 @@ class VolumeMetricAccumulator:
         else:
             self._slices[case][index] = _pack(torch.cat([pred.flatten(0, 1), target]))
 
-    def _case_values(
-        self, preds: Tensor, target: Tensor, spacing: tuple[float, ...] | None
-    ) -> dict[str, float]:
+    def _case_values(self, preds: Tensor, target: Tensor, spacing: tuple[float, ...] | None) -> dict[str, float]:
         """Metrics of one case: ``preds`` ``[T, C, *spatial]``, ``target`` ``[C, *spatial]``."""
         first = 0 if self.multi_label else 1
         names = [self.class_names[c] for c in range(first, len(self.class_names))]
@@ -308,9 +285,7 @@ class VolumeMetricAccumulator:
             suffix = "" if threshold == self.thresholds[0] else f"_t{threshold:g}"
             metrics = volume_metrics(pred[first:], target[first:], spacing, self.hausdorff)
             for metric, per_class in metrics.items():
-                values |= {
-                    f"{metric}_{n}{suffix}": float(v) for n, v in zip(names, per_class, strict=True)
-                }
+                values |= {f"{metric}_{n}{suffix}": float(v) for n, v in zip(names, per_class, strict=True)}
                 values[f"mean_{metric}{suffix}"] = float(per_class.mean())
         return values
 
@@ -323,8 +298,6 @@ class VolumeMetricAccumulator:
             pred = volume[:-num_classes].unflatten(0, (len(self.thresholds), num_classes))
             cases[case] = self._case_values(pred, volume[-num_classes:], self._spacing[case])
         if len({frozenset(v) for v in cases.values()}) > 1:
-            raise DataError(
-                "Some cases of the metrics have a voxel spacing and others not; give all or none."
-            )
+            raise DataError("Some cases of the metrics have a voxel spacing and others not; give all or none.")
         keys = next(iter(cases.values()), {})
         return {key: sum(v[key] for v in cases.values()) / len(cases) for key in keys}
