@@ -6,8 +6,8 @@ import torch
 from monai.metrics import ConfusionMatrixMetric, DiceMetric, HausdorffDistanceMetric
 
 from alseg.core.errors import ConfigError, DataError
+from alseg.core.metric_accumulator import VolumeMetricAccumulator
 from alseg.core.metrics import (
-    VolumeMetricAccumulator,
     hd95,
     labels_to_masks,
     probabilities_to_masks,
