@@ -147,8 +147,8 @@ def test_reset_weights_reinitialises_before_training(make_pipeline, tmp_path):
 
 
 def test_unknown_model_selection_criterion_lists_logged_metrics(make_pipeline):
-    with pytest.raises(ConfigError, match=r"'mean_dice' is not logged.*Logged: val/dice, val/loss"):
-        make_pipeline(model_selection_criterion="mean_dice").run()
+    with pytest.raises(ConfigError, match=r"'dice_tumour' is not logged.*Logged: val/dice_disc, val/loss, val/mean"):
+        make_pipeline(model_selection_criterion="dice_tumour").run()
 
 
 @pytest.mark.parametrize(
