@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from alseg.strategies.selection import k_center_greedy
+from alseg.strategies.k_center import k_center_greedy
 
 MIB = 2**20
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from alseg.core.errors import ConfigError, PluginError
-from alseg.strategies import selection
-from alseg.strategies.selection import k_center_greedy, limit_per_case, power_sample, top_k
+from alseg.strategies import k_center
+from alseg.strategies.k_center import k_center_greedy
+from alseg.strategies.selection import limit_per_case, power_sample, top_k
 
 IDS = [f"case{i:02d}" for i in range(20)]
 
@@ -173,7 +174,7 @@ def _naive_k_center(features, labelled, k):
 @pytest.mark.parametrize("chunk_size", [1, 3, 16, 40, 1000])
 @pytest.mark.parametrize("n_labelled", [0, 1, 7])
 def test_k_center_greedy_equals_naive_reference(chunk_size, n_labelled, monkeypatch):
-    monkeypatch.setattr(selection, "_CENTRE_BLOCK", 3)  # several labelled blocks with 7 labelled
+    monkeypatch.setattr(k_center, "_CENTRE_BLOCK", 3)  # several labelled blocks with 7 labelled
     g = torch.Generator().manual_seed(n_labelled)
     features = torch.randn(40, 5, generator=g) * 3 + 10  # offset: stress round-off
     labelled = torch.zeros(40, dtype=torch.bool)

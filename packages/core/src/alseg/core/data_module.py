@@ -190,6 +190,10 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
         """Returns a loader over the test set."""
         return self._loader("test", self.batch_size, shuffle=False)
 
+    def labeled_dataloader(self) -> DataLoader:
+        """Returns the training items in a fixed order, with ``pool_batch_size`` (e.g. for their embeddings)."""
+        return self._loader("train", self.pool_batch_size, shuffle=False)
+
     def unlabeled_dataloader(self) -> DataLoader:
         """Returns a loader over the unlabelled pool in a fixed order, with ``pool_batch_size``."""
         return self._loader("pool", self.pool_batch_size, shuffle=False)

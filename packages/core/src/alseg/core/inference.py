@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import PluginError
@@ -23,7 +24,7 @@ from alseg.core.model import PytorchModel
 
 
 def stream_probabilities(
-    model: PytorchModel, data_module: ActiveLearningDataModule, mc_samples: int | None = None
+    model: PytorchModel, data_module: ActiveLearningDataModule, mc_samples: int | None = None, seed: int = 0
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """Yields ``(batch, probabilities)`` over this rank's share of the pool.
 
@@ -32,6 +33,8 @@ def stream_probabilities(
         data_module: The data module whose unlabelled pool is streamed.
         mc_samples: None for one deterministic pass (``[B, C, *spatial]``); K for K MC-dropout samples
             (``[K, B, C, *spatial]``), with only dropout layers switched to sampling.
+        seed: Seed of the dropout masks. Each batch draws from its own generator state, derived from ``seed`` and
+            the batch's index in the whole pool, so the samples do not depend on how the pool is split across ranks.
 
     Yields:
         The batch (tensors on the model's device) and float32 probabilities.
@@ -43,7 +46,7 @@ def stream_probabilities(
             if mc_samples is None:
                 probabilities = model.predict_step(batch, index).float()
             else:
-                with mc_dropout(model):
+                with mc_dropout(model), _seeded(model, seed, index):
                     probabilities = torch.stack([model.predict_step(batch, index).float() for _ in range(mc_samples)])
         yield batch, probabilities
 
@@ -71,8 +74,21 @@ def _batches(
     model: PytorchModel, data_module: ActiveLearningDataModule, loader: DataLoader | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     device = next(model.parameters()).device
-    for index, batch in enumerate(_shard(loader or data_module.unlabeled_dataloader())):
+    loader = _shard(loader or data_module.unlabeled_dataloader())
+    sampler = loader.batch_sampler
+    indices = sampler.global_indices if isinstance(sampler, _IndexedBatches) else None
+    for position, batch in enumerate(loader):
+        index = position if indices is None else indices[position]
         yield index, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+@contextmanager
+def _seeded(model: PytorchModel, seed: int, batch_index: int) -> Iterator[None]:
+    """Seeds torch's global RNG (on the model's device too) for one batch and restores it afterwards."""
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        torch.manual_seed(int(np.random.SeedSequence([seed, batch_index]).generate_state(1)[0]))
+        yield
 
 
 @contextmanager
@@ -96,18 +112,30 @@ def _distributed() -> bool:
 
 
 def _shard(loader: DataLoader) -> DataLoader:
-    """Restricts a loader to this rank's strided share of its dataset (unchanged outside distributed runs)."""
+    """Restricts a loader to this rank's share of its batches (unchanged outside distributed runs).
+
+    Whole batches are dealt out round-robin, so every item is seen exactly once (no padding duplicates) and every
+    batch holds the same items as in a single-process run, keeping its index (and so its MC-dropout seed).
+    """
     if not _distributed():
         return loader
     rank, world = dist.get_rank(), dist.get_world_size()
-    shard = Subset(loader.dataset, range(rank, len(loader.dataset), world))
+    batches = list(BatchSampler(SequentialSampler(loader.dataset), loader.batch_size, drop_last=False))
     return DataLoader(
-        shard,
-        batch_size=loader.batch_size,
+        loader.dataset,
+        batch_sampler=_IndexedBatches(batches, rank, world),
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
     )
+
+
+class _IndexedBatches(list):
+    """Every ``world``-th batch starting at ``rank``; remembers the global index of each."""
+
+    def __init__(self, batches: list[list[int]], rank: int, world: int) -> None:
+        super().__init__(batches[rank::world])
+        self.global_indices = list(range(len(batches)))[rank::world]
 
 
 def gather(local: dict[str, Any]) -> dict[str, Any]:
