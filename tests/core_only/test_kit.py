@@ -136,3 +136,15 @@ def test_broken_strategies_are_caught(strategy, check):
     model.eval()
     with pytest.raises(ContractError, match=rf"\[{check}\]"):
         check_strategy(strategy, model, data)
+
+
+class FrozenDropout(TinySegmentationModel):
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # every sample draws the same dropout mask
+            return super().predict_step(batch, batch_idx)
+
+
+def test_model_whose_mc_samples_never_differ_is_caught():
+    with pytest.raises(ContractError, match=r"\[mc_dropout\]"):
+        check_model(FrozenDropout, InMemoryDataModule())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alseg.core import ConfigError, PluginError, QueryStrategy
-from alseg.core.testing import SeededRandomStrategy
+from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy
 
 
 def ledger(path):
@@ -47,6 +47,10 @@ def test_rounds_labels_and_epochs(make_pipeline, tmp_path):
     assert [r["num_unlabeled"] for r in records] == [20, 17, 14]
     assert [r["epochs"] for r in records] == [2, 2, 3]
     assert records[0]["selected_ids"] == [] and all(len(r["selected_ids"]) == 3 for r in records[1:])
+    data = InMemoryDataModule()
+    assert [r["selected_with_foreground"] for r in records] == [
+        sum(data.items_with_foreground(r["selected_ids"])) for r in records
+    ]
     assert "val/loss" in records[-1]["metrics"] and "test/loss" in summary["test_metrics"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["rounds"] == 3
     assert (tmp_path / "run" / records[-1]["best_checkpoint"]).is_file()
@@ -143,8 +147,8 @@ def test_reset_weights_reinitialises_before_training(make_pipeline, tmp_path):
 
 
 def test_unknown_model_selection_criterion_lists_logged_metrics(make_pipeline):
-    with pytest.raises(ConfigError, match=r"'mean_dice' is not logged.*Logged: val/dice, val/loss"):
-        make_pipeline(model_selection_criterion="mean_dice").run()
+    with pytest.raises(ConfigError, match=r"'dice_tumour' is not logged.*Logged: val/dice_disc, val/loss, val/mean"):
+        make_pipeline(model_selection_criterion="dice_tumour").run()
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,14 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
         """Returns how many training items carry pseudo labels; override when ``label_items`` accepts them."""
         return 0
 
+    def items_with_foreground(self, ids: list[str]) -> list[bool] | None:
+        """For analysis only: whether each item's ground truth contains foreground, or None if unknown.
+
+        The pipeline records it for the ids a strategy selected, so that reports can show how often a strategy found
+        foreground. Strategies must never call it: it reads the answer they are choosing to ask for.
+        """
+        return None
+
     def has_validation_set(self) -> bool:
         """Returns True if the module provides a validation set."""
         return self._dataset("val") is not None
@@ -181,6 +189,10 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
     def test_dataloader(self) -> DataLoader:
         """Returns a loader over the test set."""
         return self._loader("test", self.batch_size, shuffle=False)
+
+    def labeled_dataloader(self) -> DataLoader:
+        """Returns the training items in a fixed order, with ``pool_batch_size`` (e.g. for their embeddings)."""
+        return self._loader("train", self.pool_batch_size, shuffle=False)
 
     def unlabeled_dataloader(self) -> DataLoader:
         """Returns a loader over the unlabelled pool in a fixed order, with ``pool_batch_size``."""

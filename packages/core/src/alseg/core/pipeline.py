@@ -175,6 +175,7 @@ class ActiveLearningPipeline:
             "selected_ids": selected,
             "pseudo_labeled_ids": sorted(pseudo_labels or {}),
             "pseudo_labels_file": self._save_pseudo_labels(round_index, pseudo_labels),
+            "selected_with_foreground": _count_true(self.data_module.items_with_foreground(selected)),
             "num_labeled": self.data_module.training_set_size(),
             "num_pseudo_labeled": self.data_module.training_set_num_pseudo_labels(),
             "num_unlabeled": self.data_module.unlabeled_set_size(),
@@ -224,6 +225,10 @@ class ActiveLearningPipeline:
 def derive_seed(seed: int, round_index: int) -> int:
     """Returns the seed of one round: a function of the run's seed and the round only (stable across resumes)."""
     return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+
+
+def _count_true(flags: list[bool] | None) -> int | None:
+    return None if flags is None else sum(map(bool, flags))
 
 
 def _class_path(obj: object) -> dict[str, str]:

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
+from torch.nn.modules.dropout import _DropoutNd
 
 from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.mc_dropout import has_dropout, mc_dropout
 from alseg.core.model import PytorchModel
 from alseg.core.strategy import QueryStrategy
 
@@ -180,6 +182,15 @@ def check_model(model_factory: Callable[[], PytorchModel], data_module: ActiveLe
             torch.allclose(sums, torch.ones_like(sums), atol=1e-4),
             "predict_softmax",
             "classes do not sum to 1",
+        )
+    if has_dropout(model):
+        with torch.inference_mode(), mc_dropout(model):
+            first, second = model.predict_step(batch, 0), model.predict_step(batch, 0)
+        _require(not torch.equal(first, second), "mc_dropout", "MC-dropout samples are identical")
+        _require(
+            not any(m.training for m in model.modules() if not isinstance(m, _DropoutNd)),
+            "mc_dropout",
+            "a non-dropout layer was left in training mode",
         )
     trainer = Trainer(fast_dev_run=True, accelerator="cpu", logger=False, enable_progress_bar=False)
     trainer.fit(model_factory(), datamodule=data_module)

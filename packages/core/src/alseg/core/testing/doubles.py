@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -63,41 +62,28 @@ class TinySegmentationModel(PytorchModel):
         """Returns logits ``[B, C, H, W]``."""
         return self.head(self.encoder(image))
 
-    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
-        logits = self(batch["image"])
-        if self.multi_label:
-            per_voxel = F.binary_cross_entropy_with_logits(logits, batch["label"].float(), reduction="none")
-        else:
-            per_voxel = F.cross_entropy(logits, batch["label"][:, 0].long(), reduction="none")
-        per_item = per_voxel.flatten(1).mean(1)
-        weights = batch.get("weight", torch.ones_like(per_item)).to(per_item)
-        return (per_item * weights).sum() / weights.sum().clamp_min(1e-8)
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        """Returns the (item-weighted) cross-entropy of a batch."""
-        loss = self._loss(batch)
+        """Returns the configured loss of a batch."""
+        loss = self.compute_loss(self(batch["image"]), batch)
         self.log("train/loss", loss, batch_size=len(batch["id"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Logs ``val/loss`` and ``val/dice`` (foreground Dice over the batch)."""
-        loss = self._loss(batch)
-        probs = self.predict_step(batch, batch_idx)
-        if self.multi_label:
-            pred, truth = probs > 0.5, batch["label"] > 0.5
-        else:
-            pred, truth = probs.argmax(1) > 0, batch["label"][:, 0] > 0
-        dice = (2 * (pred & truth).sum() + 1) / (pred.sum() + truth.sum() + 1)
-        self.log_dict({"val/loss": loss, "val/dice": dice.float()}, batch_size=len(batch["id"]))
+        """Logs ``val/loss`` and adds the batch to the per-volume metrics."""
+        self._evaluate("val", batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Logs ``test/loss``."""
-        self.log("test/loss", self._loss(batch), batch_size=len(batch["id"]))
+        """Logs ``test/loss`` and adds the batch to the per-volume metrics."""
+        self._evaluate("test", batch)
+
+    def _evaluate(self, stage: str, batch: dict[str, Any]) -> None:
+        logits = self(batch["image"])
+        self.log(f"{stage}/loss", self.compute_loss(logits, batch), batch_size=len(batch["id"]))
+        self.update_metrics(stage, self.probabilities(logits), batch)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Returns float32 probabilities ``[B, C, H, W]``."""
-        logits = self(batch["image"]).float()
-        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+        return self.probabilities(self(batch["image"]))
 
     def embedding_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Returns globally average-pooled hidden features ``[B, hidden_channels]``."""
@@ -182,9 +168,13 @@ class InMemoryDataModule(ActiveLearningDataModule):
         if with_label:
             label = self.pseudo_labels.get(item_id)
             item["pseudo_labeled"] = label is not None
-            item["weight"] = 0.5 if label is not None else 1.0
             item["label"] = label if label is not None else self._label(c, s)
         return item
+
+    @staticmethod
+    def _position(item_id: str) -> tuple[int, int]:
+        case, index = item_id.split(":")
+        return int(case.removeprefix("case_")), int(index)
 
     def _label(self, c: int, s: int) -> torch.Tensor:
         disc = self.labels[c, s]
@@ -220,6 +210,10 @@ class InMemoryDataModule(ActiveLearningDataModule):
     def unlabeled_ids(self) -> list[str]:
         """Returns the pool's ids without loading items."""
         return list(self.pool_ids)
+
+    def items_with_foreground(self, ids: list[str]) -> list[bool]:
+        """Returns whether each item's ground truth has disc voxels (analysis only)."""
+        return [bool(self._label(*self._position(i)).any()) for i in ids]
 
     def training_set_num_pseudo_labels(self) -> int:
         """Returns the number of pseudo-labelled training items."""

@@ -1,0 +1,221 @@
+"""Segmentation losses (MONAI's and torch's) with per-item weights, and the pseudo-label schedule.
+
+``build_loss(name, multi_label, **params)`` returns a :class:`SegmentationLoss`. Single-label
+outputs are softmaxed and targets are class-index maps; multi-label outputs (e.g. BraTS regions
+TC/WT/ET, which overlap) go through a per-channel sigmoid and are never softmaxed. ``params`` are
+passed to the underlying class:
+
+* ``ce``: ``torch.nn.CrossEntropyLoss`` (single-label), ``torch.nn.BCEWithLogitsLoss`` (multi).
+* ``dice``, ``generalized_dice``, ``focal``: ``monai.losses.DiceLoss``, ``GeneralizedDiceLoss``,
+  ``FocalLoss`` (e.g. ``include_background``, ``smooth_nr``, ``gamma``).
+* ``dice_ce``: ``lambda_dice * dice + lambda_ce * ce``; ``lambda_dice`` and ``lambda_ce`` (default
+  1.0) weight the terms, every other parameter goes to ``DiceLoss``. Composed here rather than with
+  ``monai.losses.DiceCELoss`` because that class has no ``reduction="none"`` (needed for per-item
+  weights) and its cross-entropy term softmaxes multi-channel multi-label targets.
+
+Per-item losses are computed with ``reduction="none"`` and averaged over all non-batch dimensions,
+so with equal weights the result equals the MONAI/torch loss with ``reduction="mean"``.
+"""
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from monai.losses import DiceLoss, FocalLoss, GeneralizedDiceLoss
+from torch import Tensor, nn
+
+from alseg.core.errors import ConfigError, DataError
+
+
+class _CrossEntropy(nn.CrossEntropyLoss):
+    """torch's cross-entropy taking MONAI-style ``[B, 1, *spatial]`` class-index targets."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy of logits ``[B, C, *spatial]`` and class indices ``[B, 1, *spatial]``."""
+        return super().forward(input, target[:, 0])
+
+
+# name -> {multi_label: (class, arguments fixed by alseg)}
+_SPECS: dict[str, dict[bool, tuple[type[nn.Module], dict[str, Any]]]] = {
+    "ce": {False: (_CrossEntropy, {}), True: (nn.BCEWithLogitsLoss, {})},
+    "dice": {
+        False: (DiceLoss, {"softmax": True, "to_onehot_y": True}),
+        True: (DiceLoss, {"sigmoid": True}),
+    },
+    "generalized_dice": {
+        False: (GeneralizedDiceLoss, {"softmax": True, "to_onehot_y": True}),
+        True: (GeneralizedDiceLoss, {"sigmoid": True}),
+    },
+    "focal": {
+        False: (FocalLoss, {"use_softmax": True, "to_onehot_y": True}),
+        True: (FocalLoss, {"use_softmax": False}),
+    },
+}
+LOSS_NAMES: tuple[str, ...] = tuple(sorted([*_SPECS, "dice_ce"]))
+# Set by alseg from ``multi_label``, or deprecated by torch: never user parameters.
+_RESERVED = {"reduction", "softmax", "sigmoid", "other_act", "to_onehot_y", "use_softmax"}
+_RESERVED |= {"size_average", "reduce"}
+_TENSOR_PARAMS = {"weight", "pos_weight"}  # torch wants tensors; configs give lists
+
+
+def _build_term(
+    kind: str,
+    multi_label: bool,
+    params: dict[str, Any],
+    name: str,
+    extra: frozenset[str] = frozenset(),
+) -> nn.Module:
+    """Instantiate the ``kind`` term of loss ``name``; the caller consumes the ``extra`` names."""
+    cls, fixed = _SPECS[kind][multi_label]
+    accepted = (set(inspect.signature(cls).parameters) - _RESERVED) | extra
+    for key in sorted(params):
+        if key not in accepted:
+            hint = "it is set by alseg from multi_label" if key in _RESERVED else "unknown name"
+            raise ConfigError(
+                f"Loss '{name}' does not accept the parameter '{key}' ({hint}). "
+                f"Accepted: {', '.join(sorted(accepted))}."
+            )
+    try:
+        kwargs = {
+            k: torch.as_tensor(v, dtype=torch.float32) if k in _TENSOR_PARAMS else v
+            for k, v in params.items()
+            if k not in extra
+        }
+        return cls(reduction="none", **fixed, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"Invalid parameters {params} for loss '{name}': {error}") from error
+
+
+class SegmentationLoss(nn.Module):
+    """Weighted sum of loss terms, averaged per item and then over the batch with item weights."""
+
+    def __init__(self, terms: list[tuple[float, nn.Module]], multi_label: bool) -> None:
+        super().__init__()
+        self.lambdas = [weight for weight, _ in terms]
+        self.terms = nn.ModuleList(term for _, term in terms)
+        self.multi_label = multi_label
+
+    def _prepare_target(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.multi_label:
+            if target.shape != logits.shape:
+                raise DataError(
+                    f"A multi-label target must have the logits' shape {tuple(logits.shape)} "
+                    f"(binary [B, C, *spatial]). Got {tuple(target.shape)}."
+                )
+            return target.to(logits.dtype)
+        if logits.shape[1] < 2:
+            raise DataError(f"Single-label logits [B, C, *spatial] need >= 2 channels. Got {tuple(logits.shape)}.")
+        if target.ndim == logits.ndim - 1:
+            target = target.unsqueeze(1)
+        expected = (logits.shape[0], 1, *logits.shape[2:])
+        if tuple(target.shape) != expected:
+            raise DataError(
+                f"A single-label target must be a class-index map of shape {expected} "
+                f"or {(expected[0], *expected[2:])}. Got {tuple(target.shape)}."
+            )
+        return target.long()
+
+    def per_item(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Unweighted loss of every item.
+
+        Args:
+            logits: Raw network outputs ``[B, C, *spatial]``.
+            target: Single-label: class indices ``[B, 1, *spatial]`` or ``[B, *spatial]``;
+                multi-label: binary ``[B, C, *spatial]``.
+
+        Returns:
+            Losses ``[B]``.
+        """
+        target = self._prepare_target(logits, target)
+        losses = [
+            lam * term(logits, target).flatten(1).mean(1) for lam, term in zip(self.lambdas, self.terms, strict=True)
+        ]
+        return torch.stack(losses).sum(0)
+
+    def forward(self, logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Weighted mean of the per-item losses.
+
+        Args:
+            logits: Raw network outputs ``[B, C, *spatial]``.
+            target: See :meth:`per_item`.
+            weights: Optional non-negative per-item weights ``[B]`` (e.g. lower for
+                pseudo-labelled items); None weighs all items equally.
+
+        Returns:
+            Scalar loss ``sum(w * l) / sum(w)``; 0 (with zero gradient) when all weights are 0.
+        """
+        losses = self.per_item(logits, target)
+        if weights is None:
+            return losses.mean()
+        if weights.shape != losses.shape:
+            raise DataError(f"Loss weights must have shape [B] = {tuple(losses.shape)}. Got {tuple(weights.shape)}.")
+        weights = weights.to(losses)
+        total = weights.sum()
+        # All-zero weights: divide 0 by 1 rather than 0 by 0, so neither value nor gradient is NaN.
+        return (weights * losses).sum() / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def build_loss(name: str, multi_label: bool, **params: Any) -> SegmentationLoss:
+    """Build a segmentation loss by name.
+
+    Args:
+        name: One of :data:`LOSS_NAMES` (``ce``, ``dice``, ``dice_ce``, ``focal``,
+            ``generalized_dice``).
+        multi_label: True for sigmoid outputs with binary ``[B, C, *spatial]`` targets, False for
+            softmax outputs with class-index targets.
+        **params: Parameters of the underlying MONAI/torch class (see the module docstring).
+
+    Returns:
+        The loss module.
+
+    Raises:
+        ConfigError: For an unknown name, an unknown or reserved parameter, or an invalid value.
+    """
+    if name not in LOSS_NAMES:
+        raise ConfigError(f"Unknown loss '{name}'. Available: {', '.join(LOSS_NAMES)}.")
+    if name != "dice_ce":
+        return SegmentationLoss([(1.0, _build_term(name, multi_label, params, name))], multi_label)
+    lambdas = {
+        "lambda_dice": params.get("lambda_dice", 1.0),
+        "lambda_ce": params.get("lambda_ce", 1.0),
+    }
+    for key, value in lambdas.items():
+        if not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"The '{key}' parameter of loss 'dice_ce' must be a number >= 0. Got {value!r}.")
+    dice = _build_term("dice", multi_label, params, name, frozenset(lambdas))
+    ce = _build_term("ce", multi_label, {}, name)
+    return SegmentationLoss([(float(lambdas["lambda_dice"]), dice), (float(lambdas["lambda_ce"]), ce)], multi_label)
+
+
+@dataclass(frozen=True)
+class LinearSchedule:
+    """Linear schedule of the weight of pseudo-labelled items over active-learning rounds.
+
+    The value is ``start`` at round 0, moves linearly to ``end`` at round ``rounds`` and stays at
+    ``end`` afterwards (the predecessor framework decayed 0.9 -> 0.1).
+
+    Attributes:
+        start: Value at round 0, in [0, 1].
+        end: Value from round ``rounds`` on, in [0, 1].
+        rounds: Number of rounds to go from ``start`` to ``end``, >= 1.
+    """
+
+    start: float = 0.9
+    end: float = 0.1
+    rounds: int = 10
+
+    def __post_init__(self) -> None:
+        for key in ("start", "end"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(f"The '{key}' of a LinearSchedule must be a number in [0, 1]. Got {value!r}.")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ConfigError(f"The 'rounds' of a LinearSchedule must be an integer >= 1. Got {self.rounds!r}.")
+
+    def __call__(self, round_index: int) -> float:
+        """Value at ``round_index`` (>= 0)."""
+        if round_index < 0:
+            raise ConfigError(f"A LinearSchedule round index must be >= 0. Got {round_index}.")
+        fraction = min(round_index / self.rounds, 1.0)
+        return float(self.start + (self.end - self.start) * fraction)

@@ -1,0 +1,211 @@
+"""Decode-once cache of preprocessed case arrays, read back memory-mapped.
+
+Layout: ``<cache_dir>/<options key>/<case_id>/{image.npy, label.npy, meta.json}`` plus
+``<cache_dir>/<options key>/options.json`` describing the options. The key is a hash of the
+preprocessing options (modalities, normalisation, label scheme, cache version), so changing an
+option never reads stale arrays. ``meta.json`` records a fingerprint of the source files (path,
+size, modification time); a case whose files changed is decoded again.
+
+Arrays are stored in Fortran order, so a slice along the last axis (axial, see
+:mod:`alseg.datasets.volumes`) is one contiguous block on disk and a memory-mapped read of one
+slice touches only that block. Every file is written to a temporary name and renamed, so
+readers (e.g. other DataLoader workers or ranks) never see a partial file; ``meta.json`` is
+written last and marks a complete entry.
+"""
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from alseg.datasets.cases import Case
+from alseg.datasets.labels import LabelScheme
+from alseg.datasets.volumes import CaseVolume, normalise_image, read_case
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """Everything that determines the cached arrays of a case.
+
+    Attributes:
+        modalities: Modality names in channel order (must equal each cached case's).
+        label_scheme: Converts label maps to targets; ``None`` caches images only.
+        normalise: Whether to z-score each channel over its non-zero voxels.
+        affine_tolerance: See :func:`alseg.datasets.volumes.read_case` (not part of the key:
+            it does not change the arrays).
+    """
+
+    modalities: tuple[str, ...]
+    label_scheme: LabelScheme | None
+    normalise: bool = True
+    affine_tolerance: float = 1e-3
+
+    def key(self) -> str:
+        """16 hex digits identifying the preprocessing."""
+        return hashlib.sha256(json.dumps(self.description()).encode()).hexdigest()[:16]
+
+    def description(self) -> dict:
+        """JSON-able description of the options that the key hashes."""
+        scheme = self.label_scheme
+        return {
+            "version": CACHE_VERSION,
+            "modalities": list(self.modalities),
+            "normalise": self.normalise,
+            "labels": None if scheme is None else [scheme.name, list(scheme.class_names)],
+        }
+
+
+@dataclass(frozen=True)
+class CaseMeta:
+    """Metadata of one cached case.
+
+    Attributes:
+        case_id: The case id.
+        shape: Spatial shape ``(X, Y, Z)``.
+        spacing: Voxel size in mm along X, Y, Z.
+        affine: Voxel → RAS+ mm map (4 rows of 4) of the cached arrays.
+        has_label: Whether a target is cached.
+        nonempty_slices: Per axis, indices of slices with any non-zero image voxel.
+        foreground_slices: Per axis, indices of slices with any foreground in the target, or
+            ``None`` without a label. For analysis only: never use it to build the pool.
+        source: Fingerprint of the source files.
+    """
+
+    case_id: str
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    affine: tuple[tuple[float, ...], ...]
+    has_label: bool
+    nonempty_slices: tuple[tuple[int, ...], ...]
+    foreground_slices: tuple[tuple[int, ...], ...] | None
+    source: str
+
+
+def _slices_with(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    """Per axis of a 3D mask, the indices of slices holding any True voxel."""
+    axes = ((1, 2), (0, 2), (0, 1))
+    return tuple(tuple(int(i) for i in np.flatnonzero(mask.any(axis=a))) for a in axes)
+
+
+def _fingerprint(case: Case) -> str:
+    stats = [(path, path.stat()) for path in case.files]
+    parts = [[str(path.resolve()), stat.st_size, stat.st_mtime_ns] for path, stat in stats]
+    channels = [source.channel for source in case.images.values()]
+    return json.dumps([parts, channels])
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda stream: np.save(stream, np.asfortranarray(array)))
+
+
+def _save_json(path: Path, content: dict) -> None:
+    _atomic_write(path, lambda stream: stream.write(json.dumps(content).encode()))
+
+
+class VolumeCache:
+    """Decodes each case once into ``.npy`` files and serves memory-mapped reads.
+
+    Attributes:
+        root: The folder of this set of options, ``<cache_dir>/<options key>``.
+        decodes: Number of cases decoded from NIfTI by this instance (for tests and logging).
+    """
+
+    def __init__(self, cache_dir: str | Path, options: PreprocessOptions) -> None:
+        self.options = options
+        self.root = Path(cache_dir) / options.key()
+        self.decodes = 0
+
+    def ensure(self, case: Case) -> CaseMeta:
+        """Metadata of a case, decoding and caching it first if needed.
+
+        Raises:
+            DataError: The case cannot be read (see :func:`~alseg.datasets.volumes.read_case`).
+            ValueError: The case's modalities differ from the options'.
+        """
+        if case.modalities != self.options.modalities:
+            raise ValueError(
+                f"Case {case.case_id} has modalities {case.modalities}, but the cache was "
+                f"configured for {self.options.modalities}."
+            )
+        source = _fingerprint(case)
+        meta_path = self._dir(case.case_id) / "meta.json"
+        if meta_path.is_file():
+            meta = self.meta(case.case_id)
+            if meta.source == source:
+                return meta
+        return self._build(case, source)
+
+    def ensure_all(self, cases: Sequence[Case]) -> list[CaseMeta]:
+        """:meth:`ensure` every case, in order."""
+        return [self.ensure(case) for case in cases]
+
+    def _dir(self, case_id: str) -> Path:
+        return self.root / case_id
+
+    def _build(self, case: Case, source: str) -> CaseMeta:
+        volume: CaseVolume = read_case(case, self.options.label_scheme, self.options.affine_tolerance)
+        self.decodes += 1
+        image = normalise_image(volume.image) if self.options.normalise else volume.image
+        case_dir = self._dir(case.case_id)
+        case_dir.mkdir(parents=True, exist_ok=True)
+        _save_json(self.root / "options.json", self.options.description())
+        _save_array(case_dir / "image.npy", image)
+        foreground = None
+        if volume.label is not None:
+            _save_array(case_dir / "label.npy", volume.label)
+            is_foreground = volume.label.any(0) if volume.label.ndim == 4 else volume.label > 0
+            foreground = _slices_with(is_foreground)
+        meta = CaseMeta(
+            case_id=case.case_id,
+            shape=tuple(int(n) for n in image.shape[1:]),
+            spacing=volume.spacing,
+            affine=tuple(tuple(float(v) for v in row) for row in volume.affine),
+            has_label=volume.label is not None,
+            nonempty_slices=_slices_with((image != 0).any(0)),
+            foreground_slices=foreground,
+            source=source,
+        )
+        _save_json(case_dir / "meta.json", asdict(meta))
+        return meta
+
+    def meta(self, case_id: str) -> CaseMeta:
+        """Metadata of a cached case."""
+        raw = json.loads((self._dir(case_id) / "meta.json").read_text())
+        nested = ("affine", "nonempty_slices", "foreground_slices")
+        for key in nested:
+            if raw[key] is not None:
+                raw[key] = tuple(tuple(row) for row in raw[key])
+        return CaseMeta(**{**raw, "shape": tuple(raw["shape"]), "spacing": tuple(raw["spacing"])})
+
+    def image(self, case_id: str) -> np.ndarray:
+        """Memory-mapped, read-only ``float32 [C, X, Y, Z]`` (Fortran order) of a cached case."""
+        return np.load(self._dir(case_id) / "image.npy", mmap_mode="r")
+
+    def label(self, case_id: str) -> np.ndarray:
+        """Memory-mapped, read-only target of a cached case.
+
+        Returns:
+            ``uint8 [R, X, Y, Z]`` (multilabel) or ``uint8 [X, Y, Z]`` (multiclass).
+
+        Raises:
+            FileNotFoundError: The case has no cached label.
+        """
+        return np.load(self._dir(case_id) / "label.npy", mmap_mode="r")

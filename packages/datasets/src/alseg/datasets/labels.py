@@ -1,0 +1,143 @@
+"""Label conventions: raw label values on disk → training targets.
+
+BraTS ≤ 2021 label maps use 0 background, 1 necrotic tumour core, 2 peritumoral edema,
+4 enhancing tumour; BraTS 2023 uses 3 for enhancing tumour. The Decathlon's BrainTumour task
+numbers differently again (1 edema, 2 non-enhancing tumour, 3 enhancing), which is why Decathlon
+labels are declared per task by ``dataset.json``.
+
+Two target modes:
+
+* ``"multilabel"`` — overlapping regions, one binary channel each, ``uint8 [R, X, Y, Z]``
+  (sigmoid outputs). BraTS regions are TC = {1, ET}, WT = {1, 2, ET} and ET.
+* ``"multiclass"`` — one class index per voxel, ``uint8 [X, Y, Z]`` with contiguous values
+  ``0..K-1`` (softmax outputs). BraTS classes are background, necrotic core, edema, enhancing.
+"""
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses
+
+from alseg.core.errors import ConfigError, DataError
+
+LABEL_MODES = ("multilabel", "multiclass")
+BRATS_REGION_NAMES = ("TC", "WT", "ET")
+BRATS_CLASS_NAMES = ("background", "necrotic_core", "edema", "enhancing")
+MSD_BRAIN_TUMOUR_REGIONS = {"TC": [2, 3], "WT": [1, 2, 3], "ET": [3]}
+"""BraTS regions in the numbering of the Decathlon's Task01_BrainTumour."""
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """How the raw label values of a dataset become training targets.
+
+    Attributes:
+        name: Stable, complete description of the mapping (part of the cache key).
+        values: The declared raw label values; any other value is a data error.
+        class_names: One name per output channel (multilabel) or class index (multiclass).
+        multilabel: Whether targets are ``uint8 [R, X, Y, Z]`` binary regions (else class
+            indices ``uint8 [X, Y, Z]``).
+    """
+
+    name: str
+    values: tuple[int, ...]
+    class_names: tuple[str, ...]
+    multilabel: bool
+    transform: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+
+    def convert(self, label: np.ndarray, case_id: str, file_name: str) -> np.ndarray:
+        """Check a raw label map and turn it into the target.
+
+        Args:
+            label: Raw label map ``[X, Y, Z]`` (any numeric dtype).
+            case_id: Case id, for error messages.
+            file_name: The label file, for error messages.
+
+        Returns:
+            ``uint8 [R, X, Y, Z]`` (multilabel) or ``uint8 [X, Y, Z]`` (multiclass).
+
+        Raises:
+            DataError: The label map holds values outside :attr:`values`.
+        """
+        valid = np.isin(label, self.values)
+        if not valid.all():
+            unexpected = ", ".join(f"{value:g}" for value in np.unique(label[~valid])[:10])
+            raise DataError(
+                f"Case {case_id}: label file {file_name} holds values [{unexpected}] outside the "
+                f"declared labels {list(self.values)}."
+            )
+        return self.transform(label.astype(np.intp)).astype(np.uint8)
+
+
+def _lookup(mapping: Mapping[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    table = np.zeros(max(mapping) + 1, dtype=np.uint8)
+    for raw, target in mapping.items():
+        table[raw] = target
+    return lambda label: table[label]
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in LABEL_MODES:
+        raise ConfigError(f"Unknown label mode {mode!r}. Available: {', '.join(LABEL_MODES)}.")
+
+
+def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
+    """The label scheme of a BraTS release.
+
+    Args:
+        release: ``"2020"``, ``"2021"`` (enhancing = 4) or ``"2023"`` (enhancing = 3).
+        mode: ``"multilabel"`` (TC, WT, ET channels via MONAI's
+            ``ConvertToMultiChannelBasedOnBratsClasses``) or ``"multiclass"`` (0 background,
+            1 necrotic core, 2 edema, 3 enhancing).
+    """
+    _check_mode(mode)
+    if release not in ("2020", "2021", "2023"):
+        raise ConfigError(f"Unknown BraTS release {release!r}. Available: 2020, 2021, 2023.")
+    enhancing = 3 if release == "2023" else 4
+    values = (0, 1, 2, enhancing)
+    name = f"brats-et{enhancing}-{mode}"
+    if mode == "multilabel":
+        return LabelScheme(
+            name,
+            values,
+            BRATS_REGION_NAMES,
+            True,
+            ConvertToMultiChannelBasedOnBratsClasses(et_label=enhancing),
+        )
+    classes = _lookup({0: 0, 1: 1, 2: 2, enhancing: 3})
+    return LabelScheme(name, values, BRATS_CLASS_NAMES, False, classes)
+
+
+def _region_transform(regions: Sequence[Sequence[int]]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda label: np.stack([np.isin(label, members) for members in regions])
+
+
+def decathlon_label_scheme(
+    labels: Mapping[int, str], regions: Mapping[str, Sequence[int]] | None = None
+) -> LabelScheme:
+    """The label scheme of a Decathlon task.
+
+    Args:
+        labels: Label value → class name, from ``dataset.json`` (includes background).
+        regions: Optional region name → member label values, for multilabel targets, e.g.
+            :data:`MSD_BRAIN_TUMOUR_REGIONS`. ``None`` gives multiclass targets with the class
+            names of ``labels``, values renumbered ``0..K-1`` in increasing order.
+    """
+    values = tuple(sorted(labels))
+    if regions is None:
+        classes = _lookup({raw: index for index, raw in enumerate(values)})
+        names = tuple(labels[raw] for raw in values)
+        return LabelScheme(f"decathlon-multiclass-{list(values)}", values, names, False, classes)
+    if not regions:
+        raise ConfigError("'regions' must map at least one region name to label values.")
+    for region, members in regions.items():
+        if not members or any(m not in labels or m == 0 for m in members):
+            raise ConfigError(
+                f"Region {region!r} must list declared non-background label values. Got "
+                f"{list(members)!r}; declared: {list(values)}."
+            )
+    members = [sorted(int(m) for m in regions[name]) for name in regions]
+    name = f"decathlon-regions-{json.dumps(dict(zip(regions, members, strict=True)))}"
+    return LabelScheme(name, values, tuple(regions), True, _region_transform(members))

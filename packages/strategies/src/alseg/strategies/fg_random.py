@@ -1,0 +1,55 @@
+"""Foreground-aware random sampling: part of the batch from items the model predicts to contain foreground."""
+
+from typing import Any
+
+from torch import Tensor
+
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import ConfigError
+from alseg.core.model import PytorchModel
+from alseg.core.strategy import QueryStrategy
+from alseg.strategies.pool_scores import score_pool
+from alseg.strategies.random import random_choice
+
+
+class ForegroundRandomStrategy(QueryStrategy):
+    """Random sampling where a fraction of the batch comes from items predicted to contain foreground.
+
+    A strong baseline in 3D active learning: foreground is rare, so uniform sampling mostly labels background. Only
+    the current model's predictions are used, never the ground truth. If fewer items are predicted to contain
+    foreground than the fraction asks for, the rest is drawn uniformly from the remaining pool.
+
+    Args:
+        foreground_fraction: Share of each batch drawn from items predicted to contain foreground, in [0, 1].
+        threshold: Probability above which a voxel counts as foreground (sigmoid outputs; softmax outputs use the
+            argmax class).
+    """
+
+    def __init__(self, foreground_fraction: float = 0.5, threshold: float = 0.5) -> None:
+        if not 0 <= foreground_fraction <= 1:
+            raise ConfigError(f"The 'foreground_fraction' option must be in [0, 1]. Got {foreground_fraction}.")
+        self.foreground_fraction = foreground_fraction
+        self.threshold = threshold
+
+    def _has_foreground(self, probabilities: Tensor, multi_label: bool) -> Tensor:
+        voxels = (probabilities > self.threshold).any(dim=1) if multi_label else probabilities.argmax(dim=1) > 0
+        return voxels.flatten(1).any(dim=1).double()
+
+    def select_items_to_label(
+        self,
+        models: PytorchModel | list[PytorchModel],
+        data_module: ActiveLearningDataModule,
+        items_to_label: int,
+        *,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Returns ``round(fraction · k)`` random predicted-foreground ids, then random ids from the rest."""
+        model = models[0] if isinstance(models, list) else models
+        multi_label = data_module.multi_label()
+        pool = score_pool(model, data_module, lambda p: self._has_foreground(p, multi_label))
+        foreground = [i for i, flag in zip(pool.ids, pool.scores.tolist(), strict=True) if flag > 0]
+        wanted = min(round(self.foreground_fraction * items_to_label), len(foreground))
+        picked = random_choice(foreground, wanted, seed)
+        rest = sorted(set(pool.ids) - set(picked))
+        return picked + random_choice(rest, items_to_label - len(picked), seed + 1), None

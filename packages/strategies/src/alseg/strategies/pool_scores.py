@@ -1,0 +1,67 @@
+"""Per-item scores of the whole pool, reduced batch by batch as the model streams over it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import PluginError
+from alseg.core.inference import gather, stream_probabilities
+from alseg.core.model import PytorchModel
+
+
+@dataclass(frozen=True)
+class PoolScores:
+    """Scores of every pool item (gathered over all ranks), in ascending id order.
+
+    Attributes:
+        ids: Pool ids, sorted.
+        scores: Float64 scores ``(N,)`` aligned with ``ids``; higher = label first.
+        case_ids: The volume each id belongs to (``case_id`` metadata, or the id itself).
+    """
+
+    ids: list[str]
+    scores: Tensor
+    case_ids: dict[str, str]
+
+
+def score_pool(
+    model: PytorchModel,
+    data_module: ActiveLearningDataModule,
+    item_scores: Callable[[Tensor], Tensor],
+    mc_samples: int | None = None,
+    seed: int = 0,
+) -> PoolScores:
+    """Streams the pool through the model and reduces every batch to per-item scores at once.
+
+    Args:
+        model: The model; it runs on its own device.
+        data_module: Its unlabelled pool is scored.
+        item_scores: Maps a batch's probabilities (``[B, C, *S]``, or ``[K, B, C, *S]`` with MC samples) to ``[B]``.
+        mc_samples: Number of MC-dropout samples, or None for one deterministic pass.
+        seed: Seed of the MC-dropout masks.
+
+    Returns:
+        The pool's scores; only O(pool) numbers are kept, never probability maps.
+    """
+    local: dict[str, tuple[float, str]] = {}
+    for batch, probabilities in stream_probabilities(model, data_module, mc_samples, seed):
+        values = item_scores(probabilities).detach().cpu().tolist()
+        for index, item_id in enumerate(batch["id"]):
+            local[item_id] = (values[index], _case_id(batch, index))
+    merged = gather(local)
+    ids = sorted(merged)
+    if not ids and data_module.unlabeled_set_size() > 0:
+        raise PluginError(f"{type(data_module).__name__}: the pool loader yielded no items.")
+    return PoolScores(
+        ids=ids,
+        scores=torch.tensor([merged[i][0] for i in ids], dtype=torch.float64),
+        case_ids={i: merged[i][1] for i in ids},
+    )
+
+
+def _case_id(batch: dict[str, Any], index: int) -> str:
+    return str(batch["case_id"][index]) if "case_id" in batch else str(batch["id"][index])

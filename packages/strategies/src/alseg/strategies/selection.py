@@ -1,0 +1,159 @@
+"""Selection of the items to label from per-item scores or embeddings: pure and seeded.
+
+Conventions: items are named by string ids; a score is higher = label first; ties are broken by
+ascending id (Python string order), so a result never depends on the order the pool was
+iterated in. Randomness comes from an explicit ``seed`` turned into one ``torch.Generator``.
+Errors: a bad option (``k``, ``beta``, ``max_per_case``, ``chunk_size``) is a ``ConfigError``;
+NaN or negative scores, non-finite embeddings and duplicate ids break the contract of the model
+or data module that produced them and are a ``PluginError``; mismatched lengths are a caller bug
+(``ValueError``).
+"""
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from alseg.core.errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def top_k(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int) -> list[str]:
+    """The ids of the ``k`` highest scores, ties broken by ascending id.
+
+    Args:
+        scores: One score per item ``(N,)``; higher = label first.
+        ids: The ``N`` item ids, unique, in the order of ``scores``.
+        k: How many to select; ``k >= N`` selects all.
+
+    Returns:
+        Up to ``k`` ids, highest score first.
+
+    Raises:
+        PluginError: A score is NaN, or an id is duplicated.
+    """
+    values, order = _by_id(scores, ids, k)
+    _reject_nan(values, ids, order)
+    ranked = torch.sort(values, descending=True, stable=True).indices[:k]
+    return [ids[order[i]] for i in ranked.tolist()]
+
+
+def power_sample(
+    scores: "Tensor | np.ndarray", ids: Sequence[str], k: int, *, seed: int, beta: float = 1.0
+) -> list[str]:
+    """Sample ``k`` distinct ids without replacement, with probability ∝ ``score**beta``.
+
+    Stochastic batch acquisition (PowerBALD, Kirsch et al. 2023) via Gumbel-top-k: rank by
+    ``beta * log(score) + Gumbel noise``. Items scoring 0 come after all positive ones, in
+    uniformly random order among themselves. Noise is drawn in ascending-id order, so the result
+    depends only on the (id, score) pairs and the seed. Large ``beta`` approaches :func:`top_k`.
+
+    Args:
+        scores: One finite score ``>= 0`` per item ``(N,)``.
+        ids: The ``N`` item ids, unique, in the order of ``scores``.
+        k: How many to select; ``k >= N`` selects all (in sampled order).
+        seed: Seed of the random generator.
+        beta: Exponent ``> 0``; larger concentrates on the highest scores.
+
+    Returns:
+        Up to ``k`` distinct ids in the order they were drawn.
+
+    Raises:
+        ConfigError: ``beta`` is not a finite number ``> 0``.
+        PluginError: A score is NaN, infinite or negative, or an id is duplicated.
+    """
+    if not 0.0 < beta < float("inf"):
+        raise ConfigError(f"The 'beta' option must be a finite number > 0. Got {beta!r}.")
+    values, order = _by_id(scores, ids, k)
+    bad = torch.nonzero(~torch.isfinite(values) | (values < 0)).flatten()
+    if bad.numel():
+        i = int(bad[0])
+        raise PluginError(
+            f"Score of item {ids[order[i]]!r} must be finite and >= 0 for power sampling. Got {values[i].item()}."
+        )
+    generator = torch.Generator().manual_seed(seed)
+    gumbel = -torch.empty_like(values).exponential_(generator=generator).log()
+    positive = values > 0
+    keys = torch.where(positive, beta * values.log() + gumbel, gumbel)
+    # Rank by (positive first, key descending): sort by key, then stably by the tier.
+    by_key = torch.sort(keys, descending=True, stable=True).indices
+    ranked = by_key[torch.sort(positive[by_key].to(torch.uint8), descending=True, stable=True).indices]
+    return [ids[order[i]] for i in ranked[:k].tolist()]
+
+
+def limit_per_case(
+    ranked_ids: Sequence[str],
+    case_ids: Mapping[str, str] | Sequence[str],
+    k: int,
+    max_per_case: int,
+) -> list[str]:
+    """Keep at most ``max_per_case`` ids of each case from a ranked list, up to ``k`` ids.
+
+    Spreads a batch over cases (e.g. at most two slices per BraTS volume). If fewer than ``k``
+    ids survive the limit, the batch is filled up with the skipped ids in rank order, so the
+    limit is a preference, not a cap on the batch size.
+
+    Args:
+        ranked_ids: Item ids, best first.
+        case_ids: The case of each id: a mapping id -> case, or a sequence aligned with
+            ``ranked_ids``.
+        k: Number of ids to return (fewer only if ``ranked_ids`` is shorter).
+        max_per_case: Preferred maximum number of ids per case, ``>= 1``.
+
+    Returns:
+        The kept ids in rank order, followed by the fill-up ids in rank order.
+    """
+    check_k(k)
+    if max_per_case < 1:
+        raise ConfigError(f"The 'max_per_case' option must be an integer >= 1. Got {max_per_case}.")
+    if isinstance(case_ids, Mapping):
+        missing = [i for i in ranked_ids if i not in case_ids]
+        if missing:
+            raise ValueError(f"No case given for item {missing[0]!r}.")
+        cases = [case_ids[i] for i in ranked_ids]
+    elif len(case_ids) != len(ranked_ids):
+        raise ValueError(f"Got {len(case_ids)} case ids for {len(ranked_ids)} ranked ids.")
+    else:
+        cases = list(case_ids)
+    kept: list[str] = []
+    skipped: list[str] = []
+    taken: Counter[str] = Counter()
+    for item, case in zip(ranked_ids, cases, strict=True):
+        if len(kept) == k:
+            break
+        if taken[case] < max_per_case:
+            taken[case] += 1
+            kept.append(item)
+        else:
+            skipped.append(item)
+    return kept + skipped[: k - len(kept)]
+
+
+def check_k(k: int) -> None:
+    """Raises :class:`ConfigError` unless ``k``, a number of items to select, is >= 0."""
+    if k < 0:
+        raise ConfigError(f"The number of items to select must be an integer >= 0. Got {k}.")
+
+
+def _by_id(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int) -> tuple[Tensor, list[int]]:
+    """Scores as float64 on CPU, permuted to ascending-id order, and that permutation."""
+    check_k(k)
+    values = torch.as_tensor(scores).detach().to("cpu", torch.float64)
+    if values.ndim != 1 or values.numel() != len(ids):
+        raise ValueError(f"Expected {len(ids)} scores (N,), got shape {tuple(values.shape)}.")
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    for a, b in pairwise(order):
+        if ids[a] == ids[b]:
+            raise PluginError(f"Item id {ids[a]!r} occurs more than once.")
+    return values[order], order
+
+
+def _reject_nan(values: Tensor, ids: Sequence[str], order: list[int]) -> None:
+    nan = torch.nonzero(torch.isnan(values)).flatten()
+    if nan.numel():
+        raise PluginError(f"Score of item {ids[order[int(nan[0])]]!r} is NaN.")

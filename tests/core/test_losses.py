@@ -1,0 +1,174 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss
+
+from alseg.core.errors import ConfigError, DataError
+from alseg.core.losses import LOSS_NAMES, LinearSchedule, build_loss
+
+
+def _single_label_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(3, 3, 6, 6, generator=g), torch.randint(0, 3, (3, 1, 6, 6), generator=g)
+
+
+def _multi_label_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(3, 2, 4, 4, 4, generator=g), torch.rand(3, 2, 4, 4, 4, generator=g) > 0.6
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_loss_decreases_when_overfitting(name, multi_label):
+    torch.manual_seed(0)
+    logits, target = _multi_label_batch() if multi_label else _single_label_batch()
+    free = torch.zeros_like(logits, requires_grad=True)
+    loss = build_loss(name, multi_label)
+    optimiser = torch.optim.Adam([free], lr=0.1)
+    values = []
+    for _ in range(40):
+        optimiser.zero_grad()
+        value = loss(free, target)
+        value.backward()
+        optimiser.step()
+        values.append(value.item())
+    assert values[-1] < 0.5 * values[0]
+    assert all(math.isfinite(v) for v in values)
+
+
+def test_values_match_monai_and_torch_mean_reduction():
+    logits, target = _single_label_batch()
+    onehot = {"softmax": True, "to_onehot_y": True}
+    expected = {
+        "ce": F.cross_entropy(logits, target[:, 0]),
+        "dice": DiceLoss(**onehot)(logits, target),
+        "generalized_dice": GeneralizedDiceLoss(**onehot)(logits, target),
+        "focal": FocalLoss(use_softmax=True, to_onehot_y=True)(logits, target),
+        "dice_ce": DiceCELoss(**onehot, lambda_ce=0.5)(logits, target),
+    }
+    for name, value in expected.items():
+        params = {"lambda_ce": 0.5} if name == "dice_ce" else {}
+        got = build_loss(name, multi_label=False, **params)(logits, target)
+        torch.testing.assert_close(got, value, msg=name)
+    # A [B, *spatial] target is accepted too.
+    torch.testing.assert_close(build_loss("dice", False)(logits, target[:, 0]), expected["dice"])
+
+
+def test_multi_label_values_use_sigmoid():
+    logits, target = _multi_label_batch()
+    t = target.float()
+    expected = {
+        "ce": F.binary_cross_entropy_with_logits(logits, t),
+        "dice": DiceLoss(sigmoid=True)(logits, t),
+        "generalized_dice": GeneralizedDiceLoss(sigmoid=True)(logits, t),
+        "focal": FocalLoss(gamma=1.5)(logits, t),
+        "dice_ce": DiceLoss(sigmoid=True)(logits, t) + F.binary_cross_entropy_with_logits(logits, t),
+    }
+    for name, value in expected.items():
+        params = {"gamma": 1.5} if name == "focal" else {}
+        torch.testing.assert_close(build_loss(name, True, **params)(logits, target), value, msg=name)
+    softmaxed = DiceLoss(softmax=True)(logits, t)
+    assert not torch.isclose(build_loss("dice", True)(logits, target), softmaxed)
+
+
+def test_params_reach_monai():
+    logits, target = _single_label_batch()
+    with_bg = build_loss("dice", False)(logits, target)
+    without_bg = build_loss("dice", False, include_background=False)(logits, target)
+    torch.testing.assert_close(
+        without_bg,
+        DiceLoss(include_background=False, softmax=True, to_onehot_y=True)(logits, target),
+    )
+    assert not torch.isclose(with_bg, without_bg)
+    weighted_ce = build_loss("ce", False, weight=[1.0, 2.0, 3.0])(logits, target)
+    expected = F.cross_entropy(logits, target[:, 0], weight=torch.tensor([1.0, 2.0, 3.0]), reduction="none")
+    torch.testing.assert_close(weighted_ce, expected.mean())
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_zero_weight_removes_item(name):
+    logits, target = _single_label_batch()
+    loss = build_loss(name, multi_label=False)
+    weighted = loss(logits, target, torch.tensor([1.0, 0.0, 1.0]))
+    alone = loss(logits[[0, 2]], target[[0, 2]])
+    torch.testing.assert_close(weighted, alone)
+
+
+def test_weights_give_weighted_mean_of_items():
+    logits, target = _multi_label_batch()
+    loss = build_loss("dice_ce", multi_label=True)
+    per_item = loss.per_item(logits, target)
+    assert per_item.shape == (3,)
+    w = torch.tensor([0.9, 0.1, 0.5])
+    torch.testing.assert_close(loss(logits, target, w), (w * per_item).sum() / w.sum())
+    torch.testing.assert_close(loss(logits, target), per_item.mean())
+
+
+def test_all_zero_weights_give_zero_without_nan():
+    logits, target = _single_label_batch()
+    free = logits.clone().requires_grad_(True)
+    value = build_loss("dice", False)(free, target, torch.zeros(3))
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.equal(free.grad, torch.zeros_like(free))
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ConfigError, match=r"Unknown loss 'dcie'\. Available: ce, dice, dice_ce"):
+        build_loss("dcie", False)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "pattern"),
+    [
+        ("dice", {"gamma": 2.0}, r"'dice' does not accept the parameter 'gamma' \(unknown name\)"),
+        ("focal", {"reduction": "sum"}, r"'focal' .* 'reduction' \(it is set by alseg"),
+        ("dice_ce", {"softmax": False}, r"'dice_ce' .* 'softmax'"),
+        ("dice_ce", {"lambda_ce": -1.0}, r"'lambda_ce' parameter of loss 'dice_ce' .* >= 0"),
+        ("dice", {"smooth_nr": "x"}, r"Invalid parameters .* for loss 'dice'"),
+        ("ce", {"weight": ["a", "b"]}, r"Invalid parameters .* for loss 'ce'"),
+    ],
+)
+def test_bad_params(name, params, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        build_loss(name, False, **params)
+
+
+def test_bad_shapes_raise_data_error():
+    logits, target = _single_label_batch()
+    with pytest.raises(DataError, match="class-index map"):
+        build_loss("dice", False)(logits, target[:, :, :3])
+    with pytest.raises(DataError, match="multi-label target"):
+        build_loss("dice", True)(logits, target)
+    with pytest.raises(DataError, match="weights must have shape"):
+        build_loss("dice", False)(logits, target, torch.ones(2))
+
+
+def test_linear_schedule_values():
+    schedule = LinearSchedule()
+    assert schedule(0) == pytest.approx(0.9)
+    assert schedule(5) == pytest.approx(0.5)
+    assert schedule(10) == pytest.approx(0.1)
+    assert schedule(25) == pytest.approx(0.1)
+    values = [schedule(i) for i in range(11)]
+    assert all(a > b for a, b in itertools.pairwise(values))
+    assert LinearSchedule(0.2, 0.8, 3)(1) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"start": 1.5}, r"'start' .* \[0, 1\]\. Got 1\.5"),
+        ({"end": -0.1}, r"'end'"),
+        ({"rounds": 0}, r"'rounds' .* >= 1\. Got 0"),
+        ({"rounds": 2.5}, r"'rounds'"),
+    ],
+)
+def test_linear_schedule_validation(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        LinearSchedule(**kwargs)
+    with pytest.raises(ConfigError, match="round index"):
+        LinearSchedule()(-1)

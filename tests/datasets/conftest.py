@@ -1,0 +1,35 @@
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from alseg.datasets.synthetic import write_brats, write_decathlon
+
+TINY = (8, 8, 6)
+
+
+@pytest.fixture
+def brats_dir(tmp_path: Path) -> Path:
+    """Three tiny BraTS 2021 cases (.nii.gz), all with a tumour."""
+    return write_brats(tmp_path / "brats", n_cases=3, shape=TINY, tumour_fraction=1.0)
+
+
+@pytest.fixture
+def msd_dir(tmp_path: Path) -> Path:
+    """A tiny Decathlon task: three 4D training cases and one test case."""
+    return write_decathlon(tmp_path / "msd", n_cases=3, shape=TINY, n_test=1)
+
+
+@pytest.fixture
+def rewrite_nifti() -> Callable[..., None]:
+    """Overwrite a NIfTI file with new data and/or affine (defaults: the file's own)."""
+
+    def rewrite(path: Path, data: np.ndarray | None = None, affine: np.ndarray | None = None):
+        image = nib.load(path)
+        new_data = np.asanyarray(image.dataobj) if data is None else data
+        new_affine = image.affine if affine is None else affine
+        nib.save(nib.Nifti1Image(new_data, new_affine), path)
+
+    return rewrite

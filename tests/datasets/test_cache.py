@@ -1,0 +1,131 @@
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from alseg.datasets.brats_layout import CANONICAL_MODALITIES, discover_brats
+from alseg.datasets.cache import PreprocessOptions, VolumeCache
+from alseg.datasets.items import item_ids, read_item_image, read_item_label
+from alseg.datasets.labels import brats_label_scheme
+from alseg.datasets.volumes import normalise_image, read_case
+
+SCHEME = brats_label_scheme("2021", "multilabel")
+OPTIONS = PreprocessOptions(CANONICAL_MODALITIES, SCHEME)
+
+
+def test_second_pass_decodes_nothing(brats_dir, tmp_path, monkeypatch):
+    cases = discover_brats(brats_dir)
+    cache = VolumeCache(tmp_path / "cache", OPTIONS)
+    first = cache.ensure_all(cases)
+    assert cache.decodes == 3
+    ids = item_ids(first, dim=2)
+    epoch_one = [read_item_image(cache, i) for i in ids]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("NIfTI decoded on a cache hit")
+
+    monkeypatch.setattr(nib, "load", no_decoding)
+    again = VolumeCache(tmp_path / "cache", OPTIONS)  # e.g. a new process
+    assert again.ensure_all(cases) == first
+    epoch_two = [read_item_image(again, i) for i in ids]
+    assert again.decodes == 0 and cache.decodes == 3
+    assert all(np.array_equal(a, b) for a, b in zip(epoch_one, epoch_two, strict=True))
+
+
+def test_cached_arrays_equal_preprocessed_volume(brats_dir, tmp_path):
+    case = discover_brats(brats_dir)[0]
+    cache = VolumeCache(tmp_path, OPTIONS)
+    cache.ensure(case)
+    volume = read_case(case, SCHEME)
+    image, label = cache.image(case.case_id), cache.label(case.case_id)
+    assert isinstance(image, np.memmap) and image.dtype == np.float32
+    # An axial slice is one contiguous block of the file, so reading it touches nothing else.
+    assert image[..., 3].flags.f_contiguous and label[..., 3].flags.f_contiguous
+    np.testing.assert_array_equal(image, normalise_image(volume.image))
+    np.testing.assert_array_equal(label, volume.label)
+    assert label.dtype == np.uint8 and label.shape == (3, 8, 8, 6)
+
+
+def test_metadata_records_shape_spacing_and_slices(brats_dir, tmp_path):
+    case = discover_brats(brats_dir)[1]
+    cache = VolumeCache(tmp_path, OPTIONS)
+    meta = cache.ensure(case)
+    assert meta.case_id == case.case_id and meta.shape == (8, 8, 6) and meta.spacing == (1.0, 1.0, 1.5)
+    assert meta.has_label
+    label = np.asarray(cache.label(case.case_id)).any(0)
+    image = np.asarray(cache.image(case.case_id))
+    assert meta.foreground_slices[2] == tuple(np.flatnonzero(label.any((0, 1))))
+    assert meta.foreground_slices[0] == tuple(np.flatnonzero(label.any((1, 2))))
+    assert meta.nonempty_slices[2] == tuple(np.flatnonzero((image != 0).any((0, 1, 2))))
+    assert 0 < len(meta.foreground_slices[2]) < 6
+    assert cache.meta(case.case_id) == meta
+    on_disk = json.loads((cache.root / case.case_id / "meta.json").read_text())
+    assert on_disk["spacing"] == [1.0, 1.0, 1.5]
+
+
+def test_unlabelled_cache_has_no_label(brats_dir, tmp_path):
+    case = discover_brats(brats_dir)[0]
+    cache = VolumeCache(tmp_path, PreprocessOptions(CANONICAL_MODALITIES, None, normalise=False))
+    meta = cache.ensure(case)
+    assert not meta.has_label and meta.foreground_slices is None
+    np.testing.assert_array_equal(cache.image(case.case_id), read_case(case, None).image)
+    with pytest.raises(FileNotFoundError):
+        cache.label(case.case_id)
+
+
+def test_key_changes_with_every_option():
+    keys = {
+        OPTIONS.key(),
+        PreprocessOptions(("flair", "t1"), SCHEME).key(),
+        PreprocessOptions(("t1", "flair"), SCHEME).key(),
+        PreprocessOptions(CANONICAL_MODALITIES, SCHEME, normalise=False).key(),
+        PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2023")).key(),
+        PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2021", "multiclass")).key(),
+        PreprocessOptions(CANONICAL_MODALITIES, None).key(),
+    }
+    assert len(keys) == 7
+    assert PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2021")).key() == OPTIONS.key()
+    assert PreprocessOptions(CANONICAL_MODALITIES, SCHEME, affine_tolerance=0.5).key() == OPTIONS.key()
+
+
+def test_changed_source_file_is_decoded_again(brats_dir, tmp_path, rewrite_nifti):
+    case = discover_brats(brats_dir)[0]
+    cache = VolumeCache(tmp_path, OPTIONS)
+    cache.ensure(case)
+    path = case.images["flair"].path
+    checkerboard = (np.indices((8, 8, 6)).sum(0) % 2 * 2 + 1).astype(np.float32)  # 1s and 3s
+    rewrite_nifti(path, data=checkerboard)
+    os.utime(path, ns=(1, 1))  # a different mtime even on coarse-grained file systems
+    cache.ensure(case)
+    assert cache.decodes == 2
+    assert set(np.unique(cache.image(case.case_id)[0]).tolist()) == {-1.0, 1.0}
+
+
+def test_no_temporary_files_are_left(brats_dir, tmp_path):
+    cache = VolumeCache(tmp_path / "c", OPTIONS)
+    cache.ensure_all(discover_brats(brats_dir))
+    names = {p.name for p in (tmp_path / "c").rglob("*")}
+    assert not [n for n in names if n.endswith(".tmp")]
+    assert {"image.npy", "label.npy", "meta.json", "options.json"} <= names
+
+
+def test_modalities_must_match_options(brats_dir, tmp_path):
+    case = discover_brats(brats_dir, modalities=["flair"])[0]
+    with pytest.raises(ValueError, match=r"has modalities \('flair',\), but the cache was configured"):
+        VolumeCache(tmp_path, OPTIONS).ensure(case)
+
+
+def test_slice_reads_equal_volume_slices(brats_dir, tmp_path):
+    cache = VolumeCache(tmp_path, OPTIONS)
+    meta = cache.ensure(discover_brats(brats_dir)[2])
+    volume = read_item_image(cache, meta.case_id)
+    target = read_item_label(cache, meta.case_id)
+    assert volume.shape == (4, 8, 8, 6) and target.shape == (3, 8, 8, 6)
+    for index in range(6):
+        np.testing.assert_array_equal(read_item_image(cache, f"{meta.case_id}:{index}"), volume[..., index])
+        np.testing.assert_array_equal(read_item_label(cache, f"{meta.case_id}:{index}"), target[..., index])
+    sagittal = read_item_image(cache, f"{meta.case_id}:3", axis=0)
+    np.testing.assert_array_equal(sagittal, volume[:, 3])
+    assert sagittal.flags.c_contiguous and not isinstance(sagittal, np.memmap)

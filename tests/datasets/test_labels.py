@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from alseg.core.errors import ConfigError, DataError
+from alseg.datasets.labels import (
+    MSD_BRAIN_TUMOUR_REGIONS,
+    brats_label_scheme,
+    decathlon_label_scheme,
+)
+
+# One voxel each of background, necrotic core, edema, enhancing (BraTS <= 2021 numbering).
+RAW_2021 = np.array([0, 1, 2, 4], dtype=np.float32).reshape(4, 1, 1)
+RAW_2023 = np.array([0, 1, 2, 3], dtype=np.int16).reshape(4, 1, 1)
+#                    bg  NCR  ED  ET
+EXPECTED_REGIONS = [[0, 1, 0, 1], [0, 1, 1, 1], [0, 0, 0, 1]]  # TC, WT, ET
+
+
+@pytest.mark.parametrize(("release", "raw"), [("2020", RAW_2021), ("2021", RAW_2021), ("2023", RAW_2023)])
+def test_brats_multilabel_regions_per_release(release, raw):
+    scheme = brats_label_scheme(release, "multilabel")
+    target = scheme.convert(raw, "case", "seg.nii.gz")
+    assert scheme.multilabel and scheme.class_names == ("TC", "WT", "ET")
+    assert target.dtype == np.uint8 and target.shape == (3, 4, 1, 1)
+    assert target[:, :, 0, 0].tolist() == EXPECTED_REGIONS
+
+
+@pytest.mark.parametrize(("release", "raw"), [("2021", RAW_2021), ("2023", RAW_2023)])
+def test_brats_multiclass_is_contiguous(release, raw):
+    scheme = brats_label_scheme(release, "multiclass")
+    target = scheme.convert(raw, "case", "seg.nii.gz")
+    assert not scheme.multilabel
+    assert scheme.class_names == ("background", "necrotic_core", "edema", "enhancing")
+    assert target.dtype == np.uint8 and target.ravel().tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("release", "bad"), [("2021", 3), ("2023", 4), ("2021", 0.5)])
+def test_undeclared_label_values_name_case_file_and_values(release, bad):
+    raw = np.array([0, 1, bad, bad], dtype=np.float32)
+    with pytest.raises(DataError, match=rf"Case X_1: label file X_1_seg\.nii\.gz holds values \[{bad}\]"):
+        brats_label_scheme(release).convert(raw, "X_1", "X_1_seg.nii.gz")
+
+
+def test_scheme_names_differ_per_convention():
+    names = {brats_label_scheme(r, m).name for r in ("2021", "2023") for m in ("multilabel", "multiclass")}
+    assert len(names) == 4
+    assert brats_label_scheme("2020").name == brats_label_scheme("2021").name
+
+
+def test_unknown_mode_and_release():
+    with pytest.raises(ConfigError, match=r"Unknown label mode 'binary'\. Available: multilabel, multiclass"):
+        brats_label_scheme("2021", "binary")
+    with pytest.raises(ConfigError, match="Unknown BraTS release '2019'"):
+        brats_label_scheme("2019")
+
+
+def test_decathlon_multiclass_names_and_renumbering():
+    scheme = decathlon_label_scheme({0: "background", 1: "liver", 5: "tumour"})
+    assert scheme.class_names == ("background", "liver", "tumour")
+    assert scheme.convert(np.array([5, 0, 1]), "c", "f").tolist() == [2, 0, 1]
+    with pytest.raises(DataError, match=r"holds values \[2\] outside the declared labels \[0, 1, 5\]"):
+        scheme.convert(np.array([2, 0]), "c", "f")
+
+
+def test_decathlon_brain_tumour_regions_match_brats_regions():
+    msd_labels = {0: "background", 1: "edema", 2: "non-enhancing tumor", 3: "enhancing tumour"}
+    scheme = decathlon_label_scheme(msd_labels, MSD_BRAIN_TUMOUR_REGIONS)
+    # bg, NCR, ED, ET in MSD numbering: 0, 2, 1, 3
+    target = scheme.convert(np.array([0, 2, 1, 3]).reshape(4, 1, 1), "c", "f")
+    assert scheme.multilabel and scheme.class_names == ("TC", "WT", "ET")
+    assert target[:, :, 0, 0].tolist() == EXPECTED_REGIONS
+
+
+def test_decathlon_regions_are_validated():
+    labels = {0: "background", 1: "a", 2: "b"}
+    for regions in ({}, {"x": []}, {"x": [3]}, {"x": [0, 1]}):
+        with pytest.raises(ConfigError):
+            decathlon_label_scheme(labels, regions)
+    assert decathlon_label_scheme(labels, {"x": [1]}).name != decathlon_label_scheme(labels, {"x": [2]}).name

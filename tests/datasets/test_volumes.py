@@ -1,0 +1,137 @@
+import gzip
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from alseg.core.errors import DataError
+from alseg.datasets.brats_layout import discover_brats
+from alseg.datasets.labels import brats_label_scheme, decathlon_label_scheme
+from alseg.datasets.msd_layout import discover_decathlon, read_dataset_json
+from alseg.datasets.synthetic import write_brats
+from alseg.datasets.volumes import normalise_image, read_case
+
+SCHEME = brats_label_scheme("2021", "multiclass")
+
+
+def _first_case(brats_dir, **options):
+    return discover_brats(brats_dir, **options)[0]
+
+
+def test_reads_channels_in_case_order_reoriented_to_ras(brats_dir):
+    case = _first_case(brats_dir, modalities=["t2", "flair"])
+    volume = read_case(case, SCHEME)
+    assert volume.image.dtype == np.float32 and volume.image.shape == (2, 8, 8, 6)
+    # The synthetic affine flips x and y (like BraTS files); arrays come back in RAS+ order.
+    for channel, modality in enumerate(["t2", "flair"]):
+        stored = nib.load(case.images[modality].path).get_fdata()
+        np.testing.assert_array_equal(volume.image[channel], stored[::-1, ::-1, :])
+    stored_label = np.asarray(nib.load(case.label).dataobj).astype(int)
+    expected = np.select([stored_label == 4, stored_label > 0], [3, stored_label])
+    np.testing.assert_array_equal(volume.label, expected[::-1, ::-1, :])
+    assert volume.spacing == (1.0, 1.0, 1.5)
+    assert np.allclose(np.diag(volume.affine), [1.0, 1.0, 1.5, 1.0])
+    assert nib.aff2axcodes(volume.affine) == ("R", "A", "S")
+
+
+def test_reads_uncompressed_2023_case_with_enhancing_label_3(tmp_path):
+    folder = write_brats(tmp_path / "d", 1, (12, 12, 8), release="2023", extension=".nii", tumour_fraction=1.0)
+    case = discover_brats(folder)[0]
+    volume = read_case(case, brats_label_scheme("2023", "multilabel"))
+    raw = np.asarray(nib.load(case.label).dataobj)[::-1, ::-1, :]
+    assert raw.max() == 3
+    np.testing.assert_array_equal(volume.label[2], raw == 3)  # ET
+    np.testing.assert_array_equal(volume.label[1], raw > 0)  # WT
+    np.testing.assert_array_equal(volume.label[0], (raw == 1) | (raw == 3))  # TC
+
+
+def test_reads_4d_decathlon_channels_and_3d_label(msd_dir):
+    labels = read_dataset_json(msd_dir).labels
+    case = discover_decathlon(msd_dir, modalities=["T2w", "FLAIR"])[0]
+    volume = read_case(case, decathlon_label_scheme(labels))
+    stored = nib.load(case.images["T2w"].path).get_fdata()[::-1, ::-1]
+    np.testing.assert_array_equal(volume.image, np.moveaxis(stored[..., [3, 0]], -1, 0))
+    assert volume.label.shape == (8, 8, 6)
+
+
+def test_without_label_scheme_no_label_is_read(brats_dir):
+    case = _first_case(brats_dir)
+    case.label.write_bytes(b"not a nifti")
+    assert read_case(case, None).label is None
+
+
+def test_truncated_file_names_case_and_file(brats_dir):
+    case = _first_case(brats_dir)
+    path = case.images["t1ce"].path
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(DataError, match=rf"Case BraTS2021_00000: cannot read NIfTI file {re.escape(str(path))}"):
+        read_case(case, SCHEME)
+
+
+def test_corrupt_header_names_case_and_file(brats_dir):
+    case = _first_case(brats_dir)
+    path = case.images["t2"].path
+    path.write_bytes(gzip.compress(b"\0" * 400))
+    with pytest.raises(DataError, match=r"Case BraTS2021_00000: cannot read NIfTI file .*_t2\.nii\.gz"):
+        read_case(case, SCHEME)
+
+
+def test_shape_mismatch_names_case_and_files(brats_dir, rewrite_nifti):
+    case = _first_case(brats_dir)
+    rewrite_nifti(case.images["t1"].path, data=np.ones((8, 8, 5), np.float32))
+    with pytest.raises(
+        DataError,
+        match=r"Case BraTS2021_00000: file BraTS2021_00000_t1\.nii\.gz has shape \(8, 8, 5\), "
+        r"but BraTS2021_00000_flair\.nii\.gz has \(8, 8, 6\)",
+    ):
+        read_case(case, SCHEME)
+
+
+def test_affine_mismatch_beyond_tolerance(brats_dir, rewrite_nifti):
+    case = _first_case(brats_dir)
+    affine = nib.load(case.label).affine.copy()
+    affine[2, 3] += 0.01
+    rewrite_nifti(case.label, affine=affine)
+    with pytest.raises(DataError, match=r"Case BraTS2021_00000: the affine of file .*_seg\.nii\.gz differs"):
+        read_case(case, SCHEME)
+    assert read_case(case, SCHEME, affine_tolerance=0.1).label is not None
+
+
+def test_nan_voxels_name_case_file_and_count(brats_dir, rewrite_nifti):
+    case = _first_case(brats_dir)
+    data = nib.load(case.images["flair"].path).get_fdata().astype(np.float32)
+    data[0, 0, :2] = [np.nan, np.inf]
+    rewrite_nifti(case.images["flair"].path, data=data)
+    with pytest.raises(DataError, match=r"Case BraTS2021_00000: image file .*_flair\.nii\.gz holds 2 NaN/Inf"):
+        read_case(case, SCHEME)
+
+
+def test_unexpected_label_values_name_case_and_file(brats_dir, rewrite_nifti):
+    case = _first_case(brats_dir)
+    label = np.asarray(nib.load(case.label).dataobj).copy()
+    label[0, 0, 0] = 7
+    rewrite_nifti(case.label, data=label)
+    with pytest.raises(DataError, match=r"Case BraTS2021_00000: label file .*_seg\.nii\.gz holds values \[7\]"):
+        read_case(case, SCHEME)
+
+
+def test_3d_file_where_4d_expected(msd_dir, rewrite_nifti):
+    case = discover_decathlon(msd_dir)[0]
+    rewrite_nifti(case.images["FLAIR"].path, data=np.ones((8, 8, 6), np.float32))
+    with pytest.raises(DataError, match=r"Case BRATS_001: file BRATS_001\.nii\.gz should hold a 4D image"):
+        read_case(case, None)
+
+
+def test_normalise_is_zscore_over_nonzero_voxels_per_channel():
+    rng = np.random.default_rng(0)
+    image = np.zeros((2, 6, 6, 4), np.float32)
+    image[0, 1:5, 1:5, 1:3] = rng.uniform(100, 200, (4, 4, 2))
+    image[1, 2:4, 2:4, :] = rng.uniform(1, 3, (2, 2, 4))
+    normalised = normalise_image(image)
+    assert normalised.dtype == np.float32
+    for channel in range(2):
+        brain = image[channel] != 0
+        values = image[channel][brain]
+        np.testing.assert_allclose(normalised[channel][brain], (values - values.mean()) / values.std(), rtol=1e-4)
+        assert (normalised[channel][~brain] == 0).all()

@@ -1,0 +1,154 @@
+"""The registered strategies: contract, streaming, options, errors, and DDP equal to a single process."""
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from alseg.core import ConfigError, PluginError, PytorchModel
+from alseg.core.registry import registered
+from alseg.core.testing import InMemoryDataModule, TinySegmentationModel, check_strategy
+from alseg.strategies.bald import BALDStrategy
+from alseg.strategies.coreset import CoresetStrategy
+from alseg.strategies.entropy import EntropyStrategy
+from alseg.strategies.fg_random import ForegroundRandomStrategy
+from alseg.strategies.pool_scores import score_pool
+
+STRATEGIES = registered("strategy")
+
+
+def load(path):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def bound(multi_label=False, model=None, **data):
+    data_module = InMemoryDataModule(multi_label=multi_label, **data)
+    model = model or TinySegmentationModel()
+    torch.manual_seed(0)
+    model.bind_data(data_module)
+    return model, data_module
+
+
+def test_all_reference_strategies_are_registered():
+    expected = {"random", "fg_random", "entropy", "bald", "coreset", "power_entropy", "power_bald"}
+    assert expected <= set(STRATEGIES)
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_conformance_kit(name, multi_label):
+    model, data = bound(multi_label)
+    check_strategy(load(STRATEGIES[name]), model, data, items_to_label=4)
+
+
+@pytest.mark.parametrize("name", ["random", "power_entropy", "power_bald"])
+def test_seeded_strategies_change_with_the_seed(name):
+    model, data = bound()
+    strategy = load(STRATEGIES[name])()
+    picks = {tuple(strategy.select_items_to_label(model, data, 4, seed=s, round=1)[0]) for s in range(4)}
+    assert len(picks) > 1
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100])
+def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
+    model, data = bound(pool_batch_size=batch_size)
+    strategy = EntropyStrategy(aggregation="max")
+    streamed = score_pool(model, data, lambda p: strategy.item_scores(p, False))
+    model.eval()
+    pool = sorted(data.unlabeled_ids())
+    images = torch.stack([data.item(i, with_label=False)["image"] for i in pool])
+    with torch.no_grad():
+        at_once = strategy.item_scores(model.predict_step({"image": images}, 0), False)
+    assert streamed.ids == pool
+    assert torch.allclose(streamed.scores, at_once.double(), atol=1e-6)
+
+
+def test_entropy_ranks_by_score_and_honours_prefer_unique_cases():
+    model, data = bound()
+    ranked, _ = EntropyStrategy().select_items_to_label(model, data, 5, seed=0)
+    scores = score_pool(model, data, lambda p: EntropyStrategy().item_scores(p, False))
+    by_score = sorted(scores.ids, key=lambda i: (-scores.scores[scores.ids.index(i)], i))
+    assert ranked == by_score[:5]
+    unique, _ = EntropyStrategy(prefer_unique_cases=1).select_items_to_label(model, data, 4, seed=0)
+    assert len({i.split(":")[0] for i in unique}) == 4  # 4 training cases, one slice each
+
+
+def test_multi_label_outputs_are_never_softmaxed():
+    probabilities = torch.full((1, 2, 4, 4), 0.5)  # two independent channels at 0.5
+    single = EntropyStrategy().item_scores(probabilities, multi_label=False)
+    multi = EntropyStrategy().item_scores(probabilities, multi_label=True)
+    assert single.item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
+    assert multi.item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item())
+
+
+class NoDropout(TinySegmentationModel):
+    def __init__(self):
+        super().__init__(dropout=0.0)
+
+    def configure_model(self):
+        super().configure_model()
+        self.encoder[3] = torch.nn.Identity()
+
+
+def test_bald_without_dropout_is_a_clear_error():
+    model, data = bound(model=NoDropout())
+    with pytest.raises(PluginError, match="NoDropout"):
+        BALDStrategy().select_items_to_label(model, data, 2, seed=0)
+
+
+class NoEmbeddings(TinySegmentationModel):
+    embedding_step = PytorchModel.embedding_step  # the base's default: not implemented
+
+
+def test_coreset_needs_embeddings_and_says_so():
+    model, data = bound(model=NoEmbeddings())
+    with pytest.raises(PluginError, match=r"coreset.*NoEmbeddings.*embedding_step"):
+        CoresetStrategy().select_items_to_label(model, data, 2)
+
+
+class PredictsForegroundOnCase0(TinySegmentationModel):
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        probabilities = torch.zeros(len(batch["id"]), 2, 16, 16)
+        probabilities[:, 0] = 1
+        for row, case in enumerate(batch["case_id"]):
+            if case == "case_0":
+                probabilities[row, :, :2, :2] = torch.tensor([0.0, 1.0])[:, None, None]
+        return probabilities
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.5, 2), (1.0, 4), (0.0, None)])
+def test_fg_random_draws_its_fraction_from_predicted_foreground(fraction, expected):
+    model, data = bound(model=PredictsForegroundOnCase0())
+    picked, _ = ForegroundRandomStrategy(foreground_fraction=fraction).select_items_to_label(model, data, 4, seed=1)
+    from_case_0 = sum(i.startswith("case_0:") for i in picked)
+    assert len(picked) == 4
+    if expected is not None:
+        assert from_case_0 >= expected
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda: EntropyStrategy(aggregation="median"), "Unknown aggregation 'median'"),
+        (lambda: EntropyStrategy(power=0), "'power' option"),
+        (lambda: BALDStrategy(mc_samples=1), "'mc_samples' option of BALD"),
+        (lambda: ForegroundRandomStrategy(foreground_fraction=2), "'foreground_fraction'"),
+    ],
+)
+def test_bad_options(make, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        make()
+
+
+def test_distributed_selection_equals_single_process(tmp_path):
+    worker = Path(__file__).with_name("ddp_worker.py")
+    single, ddp = tmp_path / "single.json", tmp_path / "ddp.json"
+    subprocess.run([sys.executable, str(worker), str(single)], check=True, capture_output=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    subprocess.run([*torchrun, str(worker), str(ddp)], check=True, capture_output=True)
+    assert json.loads(ddp.read_text()) == json.loads(single.read_text())
