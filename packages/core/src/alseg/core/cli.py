@@ -88,7 +88,7 @@ def run(args: list[str]) -> dict[str, Any]:
     parser = build_parser()
     cfg = parser.parse_args(_resolve_short_names(args))
     config = _resolved_config(parser, cfg)
-    objects = parser.instantiate_classes(cfg)
+    objects = parser.instantiate(cfg)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
@@ -165,7 +165,7 @@ def _default_experiment() -> dict[str, Any]:
 
 def _resolved_config(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
     """Returns the resolved configuration as plain data, without the command-line-only keys."""
-    config = yaml.safe_load(parser.dump(cfg, skip_none=False))
+    config = yaml.safe_load(parser.dump(cfg, skip_unset=False))
     for key in ("config", "debug", "__path__"):
         config.pop(key, None)
     return config
