@@ -33,3 +33,18 @@ def rewrite_nifti() -> Callable[..., None]:
         nib.save(nib.Nifti1Image(new_data, new_affine), path)
 
     return rewrite
+
+
+SMALL = (16, 16, 8)
+
+
+@pytest.fixture
+def brats6_dir(tmp_path: Path) -> Path:
+    """Six BraTS 2021 cases of 16 x 16 x 8 (.nii.gz), all with a tumour spanning some slices."""
+    return write_brats(tmp_path / "brats6", n_cases=6, shape=SMALL, tumour_fraction=1.0)
+
+
+@pytest.fixture
+def msd6_dir(tmp_path: Path) -> Path:
+    """A Decathlon task of six 4D training cases of 16 x 16 x 8 and two unlabelled test cases."""
+    return write_decathlon(tmp_path / "msd6", n_cases=6, shape=SMALL, tumour_fraction=1.0, n_test=2)

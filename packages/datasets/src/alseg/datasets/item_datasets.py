@@ -1,0 +1,142 @@
+"""Item dictionaries read from the volume cache, and the datasets of a data module that list them.
+
+Every item has ``image`` (``float32 [C, *spatial]``), ``id``, ``case_id`` and ``spacing``
+(``float32 [3]``, mm). Slice items add ``slice_index`` (along the slicing axis); volume items have
+no ``slice_index``, so that metrics never gather them as slices. The spacing is that of the
+volume the item belongs to, as its items stack: ``(X, Y, Z)`` for a volume, the two in-plane
+axes then the slicing axis for a slice (``(X, Y, Z)`` again for axial slices). Labelled items add
+``label``: multi-label ``uint8 [R, *spatial]`` binary regions, single-label ``int64 [1,
+*spatial]`` class indices. Training items add ``pseudo_labeled`` (bool). Pool items never carry
+a label.
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from alseg.core.errors import PluginError
+from alseg.datasets.cache import CaseMeta, VolumeCache
+from alseg.datasets.items import parse_item_id, read_item_image, read_item_label
+from alseg.datasets.patches import PatchSampler
+
+Role = Literal["train", "eval", "pool"]
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # torch.from_numpy shares memory and warns on read-only (memory-mapped) arrays.
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
+class ItemReader:
+    """Builds the items of one cached dataset; holds the pseudo labels given so far.
+
+    Args:
+        cache: The cache holding every case of ``metas``.
+        metas: Case id → metadata of the cached case.
+        axis: Slicing axis of slice items (0, 1 or 2 of ``X, Y, Z``).
+        class_names: Channel (multi-label) or class (single-label) names.
+        multilabel: Whether targets are binary channels.
+
+    Attributes:
+        pseudo_labels: Item id → pseudo label in the cache's target format (``uint8 [R, *spatial]``
+            or ``uint8 [*spatial]``).
+    """
+
+    def __init__(
+        self,
+        cache: VolumeCache,
+        metas: Mapping[str, CaseMeta],
+        axis: int,
+        class_names: Sequence[str],
+        multilabel: bool,
+    ) -> None:
+        self.cache, self.metas, self.axis = cache, metas, axis
+        self.num_classes, self.multilabel = len(class_names), multilabel
+        self.pseudo_labels: dict[str, np.ndarray] = {}
+
+    def _in_plane(self, values: Sequence) -> tuple:
+        """The per-axis values of the two in-plane axes of a slice."""
+        return tuple(v for a, v in enumerate(values) if a != self.axis)
+
+    def label_shape(self, item_id: str) -> tuple[int, ...]:
+        """Shape of the item's ``label``: ``(R, *spatial)`` or ``(1, *spatial)``."""
+        case_id, slice_index = parse_item_id(item_id)
+        channels = self.num_classes if self.multilabel else 1
+        shape = self.metas[case_id].shape
+        return (channels, *(shape if slice_index is None else self._in_plane(shape)))
+
+    def has_foreground(self, item_id: str) -> bool:
+        """Whether the item's ground truth has foreground, from cached metadata (analysis only)."""
+        case_id, slice_index = parse_item_id(item_id)
+        slices = self.metas[case_id].foreground_slices[self.axis]
+        return bool(slices) if slice_index is None else slice_index in slices
+
+    def _target(self, label: np.ndarray) -> torch.Tensor:
+        target = _tensor(label)
+        return target if self.multilabel else target[None].long()
+
+    def item(self, item_id: str, role: Role) -> dict[str, Any]:
+        """The item dictionary of ``item_id`` for a dataset of the given role (see module doc)."""
+        case_id, slice_index = parse_item_id(item_id)
+        spacing = self.metas[case_id].spacing
+        item: dict[str, Any] = {
+            "image": _tensor(read_item_image(self.cache, item_id, self.axis)),
+            "id": item_id,
+            "case_id": case_id,
+        }
+        if slice_index is not None:
+            item["slice_index"] = slice_index
+            spacing = (*self._in_plane(spacing), spacing[self.axis])
+        item["spacing"] = torch.tensor(spacing, dtype=torch.float32)
+        if role == "pool":
+            return item
+        pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
+        item["label"] = self._target(read_item_label(self.cache, item_id, self.axis) if pseudo is None else pseudo)
+        if role == "train":
+            item["pseudo_labeled"] = pseudo is not None
+        return item
+
+    def check_pseudo_label(self, item_id: str, label: Any) -> np.ndarray:
+        """A pseudo label (array or tensor shaped like the item's ``label``) in the cache's format.
+
+        Raises:
+            PluginError: Wrong shape, or values other than 0/1 (multi-label) or class indices.
+        """
+        array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+        expected = self.label_shape(item_id)
+        if array.shape != expected:
+            raise PluginError(f"The pseudo label of item {item_id!r} must have shape {expected}. Got {array.shape}.")
+        valid = range(2) if self.multilabel else range(self.num_classes)
+        if not np.isin(array, valid).all():
+            raise PluginError(
+                f"The pseudo label of item {item_id!r} must hold only the values {list(valid)}. "
+                f"Got {np.unique(array)[:10].tolist()}."
+            )
+        stored = array.astype(np.uint8)
+        return stored if self.multilabel else stored[0]
+
+
+class ItemDataset(Dataset):
+    """The items of a shared, mutable list of ids (the data module moves ids between lists).
+
+    Args:
+        reader: Builds the items.
+        ids: Item ids; the list object is shared with the data module, not copied.
+        role: ``"train"`` (label, ``pseudo_labeled``), ``"eval"`` (label) or ``"pool"`` (no label).
+        patches: Crops training items to random patches (3D), or ``None`` for whole items.
+    """
+
+    def __init__(self, reader: ItemReader, ids: list[str], role: Role, patches: PatchSampler | None = None) -> None:
+        self.reader, self.ids, self.role, self.patches = reader, ids, role, patches
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.reader.item(self.ids[index], self.role)
+        if self.patches is not None:
+            item["image"], item["label"] = self.patches(item["image"], item["label"])
+        return item

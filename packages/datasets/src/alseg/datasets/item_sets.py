@@ -1,0 +1,64 @@
+"""The item ids of a data module's four sets and the oracle that moves pool items to the training set."""
+
+from collections import Counter
+from typing import Any
+
+from alseg.core.errors import PluginError
+from alseg.datasets.item_datasets import ItemReader
+
+
+class ItemSets:
+    """Training, pool, validation and test item ids; the datasets share (and so follow) these lists.
+
+    Args:
+        reader: Builds the items and holds the pseudo labels.
+        train: Initially labelled item ids.
+        pool: Unlabelled item ids, in loader order.
+        val: Validation item ids.
+        test: Test item ids.
+        owner: Name of the data module, for error messages.
+    """
+
+    def __init__(
+        self, reader: ItemReader, train: list[str], pool: list[str], val: list[str], test: list[str], owner: str
+    ) -> None:
+        self.reader, self.owner = reader, owner
+        self.train, self.pool, self.val, self.test = train, pool, val, test
+
+    def label(self, ids: list[str], pseudo_labels: dict[str, Any]) -> None:
+        """Moves ``ids`` and the keys of ``pseudo_labels`` from the pool to the end of the training set.
+
+        Raises:
+            PluginError: An id is named twice or is not in the pool (unknown or already labelled),
+                or a pseudo label has the wrong shape or values. Nothing is moved then.
+        """
+        requested = [*ids, *pseudo_labels]
+        twice = sorted(i for i, n in Counter(requested).items() if n > 1)
+        if twice:
+            raise PluginError(f"{self.owner}.label_items: ids named twice: {twice[:10]}.")
+        pool = set(self.pool)
+        missing = [i for i in requested if i not in pool]
+        if missing:
+            labelled = set(self.train)
+            already = sum(i in labelled for i in missing)
+            raise PluginError(
+                f"{self.owner}.label_items: ids not in the unlabelled pool: {missing[:10]} "
+                f"({already} of them already labelled, the others unknown)."
+            )
+        checked = {i: self.reader.check_pseudo_label(i, label) for i, label in pseudo_labels.items()}
+        self.reader.pseudo_labels.update(checked)
+        moved = set(requested)
+        self.pool[:] = [i for i in self.pool if i not in moved]
+        self.train.extend(requested)
+
+    def with_foreground(self, ids: list[str]) -> list[bool]:
+        """Whether each item's ground truth has foreground (analysis only).
+
+        Raises:
+            PluginError: An id is in none of the sets.
+        """
+        known = {*self.train, *self.pool, *self.val, *self.test}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise PluginError(f"{self.owner}.items_with_foreground: unknown ids {unknown[:10]}.")
+        return [self.reader.has_foreground(i) for i in ids]

@@ -1,0 +1,272 @@
+"""Shared base of the reference data modules: cases on disk → decode-once cache → split, pool and oracle.
+
+Subclasses only say how to find the cases and their label scheme (:meth:`VolumeDataModule._discover`).
+"""
+
+import hashlib
+import os
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import ConfigError, DataError
+from alseg.datasets.cache import PreprocessOptions, VolumeCache
+from alseg.datasets.cases import Case
+from alseg.datasets.item_datasets import ItemDataset, ItemReader
+from alseg.datasets.item_sets import ItemSets
+from alseg.datasets.items import AXIAL, item_ids
+from alseg.datasets.labels import LabelScheme
+from alseg.datasets.patches import PatchSampler
+from alseg.datasets.splits import CaseSplit, choose_initial, split_cases
+
+CACHE_ENV = "ALSEG_CACHE"
+DEFAULT_CACHE_ROOT = Path("~/.cache/alseg")
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache root: ``cache_dir`` if given, else ``$ALSEG_CACHE``, else ``~/.cache/alseg``."""
+    chosen = cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_ROOT
+    return Path(chosen).expanduser()
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """What a subclass discovers: the dataset folder, its labelled cases and their label scheme."""
+
+    data_dir: Path
+    cases: list[Case]
+    label_scheme: LabelScheme
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """The decoded dataset, its split and its item sets."""
+
+    cache: VolumeCache
+    split: CaseSplit
+    sets: ItemSets
+
+
+class VolumeDataModule(ActiveLearningDataModule):
+    """Cases of 3D volumes as 2D slice items (``dim=2``) or whole-volume items (``dim=3``).
+
+    On first use (``prepare_data``/``setup``, in the main process) every case is decoded once
+    into ``<cache root>/volumes/<data_dir name>-<hash>/`` (see :mod:`alseg.datasets.cache`);
+    items are then memory-mapped reads, so later epochs and rounds never decompress NIfTI. The
+    cache root is ``cache_dir``, else ``$ALSEG_CACHE``, else ``~/.cache/alseg``.
+
+    Cases are split by case (see :func:`~alseg.datasets.splits.split_cases`). The items of the
+    training cases form the pool, from which ``initial_training_set_size`` items are labelled at
+    the start by a seeded random choice that does not look at labels. Items are described in
+    :mod:`alseg.datasets.item_datasets`: slice ids ``"<case_id>:<slice_index>"`` along ``axis``,
+    volume ids ``"<case_id>"``. With ``dim=3``, training items are random patches of
+    ``patch_size``; validation, test and pool items are whole volumes as stored (any shape; a
+    model infers on them with sliding windows), loaded one volume per validation/test batch.
+
+    Args:
+        dim: 2 (slice items) or 3 (volume items).
+        axis: Slicing axis of ``(X, Y, Z)`` for ``dim=2``; 2 (axial) by default.
+        patch_size: Training patch size ``(X, Y, Z)`` for ``dim=3``.
+        foreground_patch_probability: ``dim=3``: probability that a training patch is centred on
+            foreground (0.33, as in nnU-Net).
+        val_fraction: Fraction of cases for validation, unless ``val_cases`` lists them.
+        test_fraction: Fraction of cases for testing, unless ``test_cases`` lists them.
+        val_cases: Case ids for validation.
+        test_cases: Case ids for testing.
+        split_seed: Seed of the case split (kept apart from ``seed`` so that runs with different
+            seeds share one test set).
+        initial_training_set_size: Items labelled at the start; default 16 slices (``dim=2``) or
+            2 volumes (``dim=3``).
+        initial_set_from_foreground_only: Draw the initial items only among items whose ground
+            truth has foreground. This peeks at labels, hence off by default.
+        skip_empty_slices: ``dim=2``: leave out slices whose image is all zero (outside the
+            body), in every split; judged from the image only.
+        seed: Seed of the initial labelled set.
+        cache_dir: Cache root (default: ``$ALSEG_CACHE`` or ``~/.cache/alseg``).
+        batch_size: Batch size of training (slices or patches) and of ``dim=2`` validation/test.
+        pool_batch_size: Batch size over the pool; default ``batch_size`` for slices, 1 for
+            volumes (volumes of different shapes cannot share a batch).
+        num_workers: DataLoader worker processes.
+        pin_memory: Passed to every DataLoader.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2,
+        axis: int = AXIAL,
+        patch_size: tuple[int, int, int] = (32, 32, 32),
+        foreground_patch_probability: float = 0.33,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        val_cases: list[str] | None = None,
+        test_cases: list[str] | None = None,
+        split_seed: int = 0,
+        initial_training_set_size: int | None = None,
+        initial_set_from_foreground_only: bool = False,
+        skip_empty_slices: bool = True,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        batch_size: int = 4,
+        pool_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        volume_pool_batch = 1 if dim == 3 and pool_batch_size is None else pool_batch_size
+        super().__init__(batch_size, volume_pool_batch, num_workers, pin_memory)
+        item_ids([], dim, axis)  # checks dim and axis now rather than at setup
+        self.patches = PatchSampler(patch_size, foreground_patch_probability) if dim == 3 else None
+        self.dim, self.axis = dim, axis
+        self.split_options = {"val_fraction": val_fraction, "test_fraction": test_fraction}
+        self.split_options |= {"val_cases": val_cases, "test_cases": test_cases, "seed": split_seed}
+        default_initial = 16 if dim == 2 else 2
+        self.initial_training_set_size = (
+            default_initial if initial_training_set_size is None else initial_training_set_size
+        )
+        self.initial_set_from_foreground_only = initial_set_from_foreground_only
+        self.skip_empty_slices = skip_empty_slices
+        self.seed = seed
+        self.cache_root = cache_root(cache_dir)
+        self._source: DatasetSource | None = None
+        self._prepared_state: _Prepared | None = None
+
+    @abstractmethod
+    def _discover(self, cache_root: Path) -> DatasetSource:
+        """Finds the labelled cases and the label scheme (``cache_root`` may hold generated data)."""
+
+    def source(self) -> DatasetSource:
+        """The discovered dataset (discovery runs once; no decoding)."""
+        if self._source is None:
+            self._source = self._discover(self.cache_root)
+            if not self._source.cases:
+                raise DataError(f"{type(self).__name__}: {self._source.data_dir} holds no labelled cases.")
+        return self._source
+
+    def _prepared(self) -> _Prepared:
+        if self._prepared_state is None:
+            self._prepared_state = self._prepare()
+        return self._prepared_state
+
+    def _prepare(self) -> _Prepared:
+        source = self.source()
+        folder = hashlib.sha256(str(source.data_dir.resolve()).encode()).hexdigest()[:8]
+        options = PreprocessOptions(source.cases[0].modalities, source.label_scheme)
+        cache = VolumeCache(self.cache_root / "volumes" / f"{source.data_dir.name}-{folder}", options)
+        metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases)}
+        scheme = source.label_scheme
+        reader = ItemReader(cache, metas, self.axis, scheme.class_names, scheme.multilabel)
+        split = split_cases(sorted(metas), **self.split_options)
+        ids = {
+            name: item_ids([metas[c] for c in cases], self.dim, self.axis, self.skip_empty_slices)
+            for name, cases in (("train", split.train), ("val", split.val), ("test", split.test))
+        }
+        self._check_pool_batch([metas[c].shape for c in split.train])
+        candidates = ids["train"]
+        if self.initial_set_from_foreground_only:
+            candidates = [i for i in candidates if reader.has_foreground(i)]
+        initial = choose_initial(candidates, self.initial_training_set_size, self.seed)
+        chosen = set(initial)
+        pool = [i for i in ids["train"] if i not in chosen]
+        sets = ItemSets(reader, initial, pool, ids["val"], ids["test"], type(self).__name__)
+        return _Prepared(cache, split, sets)
+
+    def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:
+        if self.dim == 3 and self.pool_batch_size > 1 and len(set(shapes)) > 1:
+            raise ConfigError(
+                f"The 'pool_batch_size' option must be 1 for dim=3: the training volumes differ in shape "
+                f"(e.g. {shapes[0]} and {next(s for s in shapes if s != shapes[0])}). Got {self.pool_batch_size}."
+            )
+
+    @property
+    def volume_cache(self) -> VolumeCache:
+        """The cache of decoded cases (prepares the data on first access)."""
+        return self._prepared().cache
+
+    @property
+    def split(self) -> CaseSplit:
+        """The case split (prepares the data on first access)."""
+        return self._prepared().split
+
+    def prepare_data(self) -> None:
+        """Decodes every case into the cache (Lightning calls this once, in the main process)."""
+        self._prepared()
+
+    def _create_training_set(self) -> Dataset:
+        sets = self._prepared().sets
+        return ItemDataset(sets.reader, sets.train, "train", self.patches)
+
+    def _create_validation_set(self) -> Dataset | None:
+        sets = self._prepared().sets
+        return ItemDataset(sets.reader, sets.val, "eval") if sets.val else None
+
+    def _create_test_set(self) -> Dataset | None:
+        sets = self._prepared().sets
+        return ItemDataset(sets.reader, sets.test, "eval") if sets.test else None
+
+    def _create_unlabeled_set(self) -> Dataset:
+        sets = self._prepared().sets
+        return ItemDataset(sets.reader, sets.pool, "pool")
+
+    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
+        """Moves ``ids`` and the keys of ``pseudo_labels`` from the pool to the end of the training set.
+
+        Args:
+            ids: Pool item ids to label with their ground truth.
+            pseudo_labels: Pool item id → label shaped like the item's ``label`` (``[R, *spatial]``
+                0/1 values, or ``[1, *spatial]`` class indices), used instead of the ground truth
+                and flagged ``pseudo_labeled``.
+
+        Raises:
+            PluginError: An id is not in the pool (unknown or already labelled) or named twice, or
+                a pseudo label has the wrong shape or values. Nothing is moved then.
+        """
+        self._prepared().sets.label(list(ids), pseudo_labels or {})
+
+    def unlabeled_ids(self) -> list[str]:
+        """The pool's ids in loader order, without loading items."""
+        return list(self._prepared().sets.pool)
+
+    def training_set_num_pseudo_labels(self) -> int:
+        """The number of pseudo-labelled training items."""
+        return len(self._prepared().sets.reader.pseudo_labels)
+
+    def items_with_foreground(self, ids: list[str]) -> list[bool]:
+        """For analysis only: whether each item's ground truth has foreground (from cached metadata).
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return self._prepared().sets.with_foreground(ids)
+
+    def id_to_class_names(self) -> dict[int, str]:
+        """Channel (multi-label) or class (single-label) names by index, from the label scheme."""
+        return dict(enumerate(self.source().label_scheme.class_names))
+
+    def multi_label(self) -> bool:
+        """Whether labels are binary channels (sigmoid outputs) rather than classes."""
+        return self.source().label_scheme.multilabel
+
+    def data_channels(self) -> int:
+        """The number of image channels (selected modalities)."""
+        return len(self.source().cases[0].modalities)
+
+    def labeled_dataloader(self) -> DataLoader:
+        """The training items in a fixed order, with ``pool_batch_size``; whole volumes for ``dim=3``.
+
+        Unlike :meth:`train_dataloader`, items are not cropped to patches, so that their
+        embeddings compare with those of the pool's whole volumes.
+        """
+        sets = self._prepared().sets
+        dataset = ItemDataset(sets.reader, sets.train, "train")
+        return DataLoader(dataset, self.pool_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation loader; one volume per batch for ``dim=3``."""
+        return self._loader("val", self.batch_size if self.dim == 2 else 1, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Test loader; one volume per batch for ``dim=3``."""
+        return self._loader("test", self.batch_size if self.dim == 2 else 1, shuffle=False)
