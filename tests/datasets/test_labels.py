@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,17 @@ def test_decathlon_regions_are_validated():
         with pytest.raises(ConfigError):
             decathlon_label_scheme(labels, regions)
     assert decathlon_label_scheme(labels, {"x": [1]}).name != decathlon_label_scheme(labels, {"x": [2]}).name
+
+
+@pytest.mark.parametrize(
+    ("scheme", "label"),
+    [
+        (brats_label_scheme("2021", "multiclass"), [[0, 1], [2, 4]]),
+        (brats_label_scheme("2021", "multilabel"), [[0, 1], [2, 4]]),
+        (decathlon_label_scheme({0: "bg", 1: "a", 2: "b"}), [[0, 1], [2, 2]]),
+        (decathlon_label_scheme({0: "bg", 1: "a", 2: "b"}, {"ab": [1, 2]}), [[0, 1], [2, 2]]),
+    ],
+)
+def test_label_schemes_pickle_for_spawned_workers(scheme, label):
+    label = np.array(label)
+    assert np.array_equal(pickle.loads(pickle.dumps(scheme)).transform(label), scheme.transform(label))

@@ -10,7 +10,9 @@ Optional metadata that strategies and metrics may use, when the data module prov
 
 * ``"case_id"`` (str): the volume an item belongs to (equal to ``"id"`` for volume items).
 * ``"slice_index"`` (int): the index of a 2D slice within its volume.
-* ``"spacing"`` (float tensor ``[dim]``): voxel spacing in mm, used for distances in mm.
+* ``"spacing"`` (float tensor ``[3]``): voxel spacing in mm of the item's volume, for distances in mm — for a volume
+  its three axes; for a 2D slice its two in-plane axes, then the axis it was sliced along (the spacing of the volume
+  that the slices of a case are stacked back into for per-volume metrics).
 * ``"weight"`` (float): training weight of the item (pseudo-labelled items may count less).
 * ``"pseudo_labeled"`` (bool): whether a training item's label is a pseudo label.
 """

@@ -16,6 +16,7 @@ Two target modes:
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses
@@ -71,11 +72,16 @@ class LabelScheme:
         return self.transform(label.astype(np.intp)).astype(np.uint8)
 
 
+# Transforms are partials of module-level functions (not lambdas) so that datasets pickle for spawned workers.
 def _lookup(mapping: Mapping[int, int]) -> Callable[[np.ndarray], np.ndarray]:
     table = np.zeros(max(mapping) + 1, dtype=np.uint8)
     for raw, target in mapping.items():
         table[raw] = target
-    return lambda label: table[label]
+    return partial(_apply_table, table)
+
+
+def _apply_table(table: np.ndarray, label: np.ndarray) -> np.ndarray:
+    return table[label]
 
 
 def _check_mode(mode: str) -> None:
@@ -111,7 +117,11 @@ def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
 
 
 def _region_transform(regions: Sequence[Sequence[int]]) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda label: np.stack([np.isin(label, members) for members in regions])
+    return partial(_stack_regions, [list(members) for members in regions])
+
+
+def _stack_regions(regions: list[list[int]], label: np.ndarray) -> np.ndarray:
+    return np.stack([np.isin(label, members) for members in regions])
 
 
 def decathlon_label_scheme(
