@@ -41,12 +41,15 @@ _PIPELINE_OWN = {
     "config",
 }
 _SHORT_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
-#: The built-in default experiment: registered short names and options, used where the command line is silent.
+#: The built-in default experiment: registered short names, used where the command line is silent (when the reference
+#: packages are installed): a 2D U-Net on the synthetic BraTS-like data with entropy sampling.
 DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": {"class_path": "unet"},
     "data": {"class_path": "brats"},
     "strategy": {"class_path": "entropy"},
 }
+#: Defaults of the active_learning section (the pipeline's own defaults are for one quick round).
+DEFAULT_ACTIVE_LEARNING: dict[str, Any] = {"items_to_label": 16, "iterations": 4, "epochs": 10}
 
 
 def build_parser() -> ArgumentParser:
@@ -66,6 +69,7 @@ def build_parser() -> ArgumentParser:
     parser.add_class_arguments(ActiveLearningPipeline, "active_learning", skip=_PIPELINE_OWN, instantiate=False)
     parser.add_class_arguments(Trainer, "trainer", skip=set(OWNED_TRAINER_OPTIONS), instantiate=False)
     parser.set_defaults(_default_experiment())
+    parser.set_defaults({f"active_learning.{key}": value for key, value in DEFAULT_ACTIVE_LEARNING.items()})
     return parser
 
 

@@ -243,7 +243,8 @@ def _check_at_least(name: str, value: int, minimum: int) -> None:
 
 
 def _round_line(record: dict[str, Any]) -> str:
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(record["metrics"].items())[:4])
+    shown = [k for k in sorted(record["metrics"]) if k.endswith(("loss", "mean_dice"))] or sorted(record["metrics"])
+    metrics = ", ".join(f"{k} {record['metrics'][k]:.4g}" for k in shown[:4])
     return (
         f"round {record['round']}: {record['num_labeled']} labelled (+{len(record['selected_ids'])}), "
         f"{record['num_unlabeled']} in the pool; {metrics}; {record['wall_time_s']:.1f} s"
