@@ -18,6 +18,8 @@ DOUBLES = [
     "cpu",
     "--active_learning.items_to_label",
     "2",
+    "--active_learning.epochs",
+    "1",
 ]
 
 

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(args: list[str]) -> dict[str, Any]:
     """Parses ``args``, runs the experiment and returns its summary."""
     parser = build_parser()
-    cfg = parser.parse_args(_resolve_short_names(args))
+    cfg = parser.parse_args(resolve_short_names(args))
     config = _resolved_config(parser, cfg)
     objects = parser.instantiate(cfg)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
@@ -112,8 +112,12 @@ def run(args: list[str]) -> dict[str, Any]:
     return summary
 
 
-def _resolve_short_names(args: list[str]) -> list[str]:
-    """Replaces registered short names in ``--model/--data/--strategy`` values and in ``--config`` files."""
+def resolve_short_names(args: list[str]) -> list[str]:
+    """Returns ``args`` with registered short names replaced in ``--model/--data/--strategy`` and ``--config`` files.
+
+    Raises:
+        ConfigError: A short name is not registered.
+    """
     resolved = []
     flags = {f"--{section}": section for section in SECTIONS}
     flags |= {f"--{section}.class_path": section for section in SECTIONS}

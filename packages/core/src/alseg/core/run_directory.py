@@ -26,8 +26,9 @@ import yaml
 
 from alseg.core.errors import ConfigError
 
-#: Config keys that may change when a run is resumed (to extend a finished run by more rounds).
-RESUMABLE_KEYS = frozenset({"active_learning.iterations"})
+#: Config keys that may change when a run is resumed: more rounds for a finished run, and the directory's own path
+#: (a run directory that was moved or copied resumes where it is).
+RESUMABLE_KEYS = frozenset({"active_learning.iterations", "output_dir"})
 
 
 class RunDirectory:
