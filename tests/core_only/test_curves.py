@@ -13,9 +13,14 @@ def test_aubc_is_the_trapezoid_area_over_the_budget_span():
     assert aubc([10, 20, 40], [0.2, 0.4, 0.8]) == pytest.approx(0.5)
     assert aubc([5, 9], [0.3, 0.3]) == pytest.approx(0.3)  # a flat curve's AUBC is its value
     assert aubc([7], [0.42]) == pytest.approx(0.42)
+    assert aubc([7, 7], [0.4, 0.6]) == pytest.approx(0.5)  # no budget span: the mean
+    # a round that labelled nothing adds a zero-width trapezoid: (4→6) 0.5*2 = 1, (6→6) 0, (6→8) 0.7*2 = 1.4
+    assert aubc([4, 6, 6, 8], [0.4, 0.6, 0.6, 0.8]) == pytest.approx(2.4 / 4)
 
 
-@pytest.mark.parametrize(("x", "y"), [([], []), ([1, 2], [0.1]), ([2, 2], [0.1, 0.2]), ([3, 1], [0.1, 0.2])], ids=str)
+@pytest.mark.parametrize(
+    ("x", "y"), [([], []), ([1, 2], [0.1]), ([[1, 2]], [[0.1, 0.2]]), ([3, 1], [0.1, 0.2])], ids=str
+)
 def test_aubc_rejects_malformed_curves(x, y):
     with pytest.raises(ValueError, match="aubc"):
         aubc(x, y)

@@ -60,24 +60,23 @@ def aubc(num_labeled: ArrayLike, metric: ArrayLike) -> float:
 
     ``AUBC = 1 / (n_R − n_0) · ∫ m dn`` from the first to the last round, the integral by the trapezoid rule over the
     points ``(n_r, m_r)`` (labelled items and metric after round ``r``): the metric's average over the labelling
-    budget, in the metric's own units (a Dice of 1 from the first round to the last gives 1). A single round gives
-    its metric.
+    budget, in the metric's own units (a Dice of 1 from the first round to the last gives 1). Without a budget span
+    (one round, or no item labelled after round 0) it is the mean of the metric.
 
     Args:
-        num_labeled: Labelled items after each round, ``[R]``, increasing.
+        num_labeled: Labelled items after each round, ``[R]``, non-decreasing.
         metric: The metric after each round, ``[R]``.
 
     Raises:
-        ValueError: The arrays are empty, differ in length, or the labelled counts do not increase.
+        ValueError: The arrays are empty, differ in length, or the labelled counts decrease.
     """
     x, y = np.asarray(num_labeled, dtype=float), np.asarray(metric, dtype=float)
     if x.ndim != 1 or x.shape != y.shape or x.size == 0:
         raise ValueError(f"aubc needs two 1-D arrays of one length >= 1. Got shapes {x.shape} and {y.shape}.")
-    if x.size == 1:
-        return float(y[0])
-    if np.any(np.diff(x) <= 0):
-        raise ValueError(f"aubc needs increasing labelled counts. Got {x.tolist()}.")
-    return float(trapezoid(y, x) / (x[-1] - x[0]))
+    if np.any(np.diff(x) < 0):
+        raise ValueError(f"aubc needs non-decreasing labelled counts. Got {x.tolist()}.")
+    span = x[-1] - x[0]
+    return float(trapezoid(y, x) / span) if span > 0 else float(y.mean())
 
 
 def mean_std(values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
