@@ -1,0 +1,215 @@
+"""``alseg-bench``: run a grid of active-learning experiments (strategies × overrides × seeds) and report on it.
+
+Usage::
+
+    alseg-bench BENCH_DIR --config base.yaml [--grid grid.yaml] [--strategies random entropy …] [--seeds 3]
+                [--jobs N] [--executor local|slurm] [--slurm KEY=VALUE …] [--metric val/mean_dice]
+                [--reference random] [--no-report]
+
+The grid format is described in :mod:`alseg.core.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
+file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark folder holds::
+
+    bench.yaml                          the base config and the grid; a different one is refused
+    base_config.yaml                    the base config without strategy, seed and output_dir, read by every cell
+    status.json                         the last outcome of every cell that ran (with the error of failed ones)
+    <strategy>[/<override>]/seed_<s>/   the cells' run directories
+    logs/<cell>.log                     each cell's output
+    slurm/                              submitit's files (``--executor slurm``)
+    report.md, report.html, learning_curves.png, results.csv   written by ``alseg-report`` at the end
+
+A cell whose ``summary.json`` covers all its ledger's rounds is finished and skipped; any other cell runs, and
+``alseg-train`` resumes it after its last completed round, so a killed benchmark run again with the same command
+continues where it stopped. A failing cell is reported at the end (exit status 1) and the rest of the grid runs.
+Bad input (an unknown strategy, a base config or override that does not validate, a folder of another benchmark)
+stops everything before any cell starts, with one message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import submitit
+import yaml
+
+from alseg.core import report
+from alseg.core.errors import AlsegError, ConfigError
+from alseg.core.executors import CellOutcome, run_local, run_submitit, slurm_executor
+from alseg.core.grid import GRID_OWNED, Cell, expand, parse_grid, validate_cells
+from alseg.core.ledgers import STATUS_FILE
+from alseg.core.run_directory import RunDirectory, atomic_write_text, config_differences
+
+RECORD = "bench.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argument parser of ``alseg-bench``."""
+    parser = argparse.ArgumentParser(prog="alseg-bench", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser.add_argument("bench_dir", type=Path, help="The benchmark folder (created, or resumed).")
+    parser.add_argument("--config", type=Path, required=True, help="The base alseg-train config file (YAML).")
+    parser.add_argument("--grid", type=Path, help="A grid file (YAML): strategies, seeds, overrides.")
+    parser.add_argument("--strategies", nargs="+", help="Strategies (short names or class paths); replace the grid's.")
+    parser.add_argument("--seeds", type=int, help="Number of seeds (0 … N-1); replaces the grid's (default 3).")
+    parser.add_argument("--jobs", type=int, default=1, help="Cells running at once (default 1: in this process).")
+    parser.add_argument("--executor", choices=("local", "slurm"), default="local", help="Where cells run.")
+    parser.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A submitit option, e.g. slurm_partition=gpu, timeout_min=600, gpus_per_node=1 (repeatable).",
+    )
+    parser.add_argument("--metric", default=report.DEFAULT_METRIC, help="The report's metric (default %(default)s).")
+    parser.add_argument("--reference", default=report.DEFAULT_REFERENCE, help="The report's reference strategy.")
+    parser.add_argument("--no-report", action="store_true", help="Do not write the report at the end.")
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks of errors.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``alseg-bench``.
+
+    Exit status: 0; 1 if a cell failed; 2 with one message on bad input; 130 when interrupted.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = run(args)
+    except AlsegError as error:
+        if "--debug" in args:
+            raise
+        print(f"alseg-bench: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("alseg-bench: interrupted; the same command continues where it stopped.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Validates the grid, runs its unfinished cells, writes the report; returns 1 if a cell failed, else 0."""
+    args = build_parser().parse_args(argv)
+    cells, executor = _prepare(args)
+    pending = [cell for cell in cells if not is_finished(cell.output_dir)]
+    where = f"a SLURM job array ({args.jobs} at once)" if executor else f"{args.jobs} local process(es)"
+    print(f"Benchmark {args.bench_dir}: {len(cells)} cells, {len(cells) - len(pending)} finished already; running "
+          f"{len(pending)} on {where}.", flush=True)  # fmt: skip
+    progress = _Progress(args.bench_dir, len(cells), len(cells) - len(pending))
+    outcomes = []
+    if pending:
+        outcomes = run_submitit(executor, pending, progress) if executor else run_local(pending, args.jobs, progress)
+    failed = [outcome for outcome in outcomes if outcome.error]
+    print(f"{len(cells) - len(failed)} of {len(cells)} cells finished; {len(failed)} failed.", flush=True)
+    for outcome in failed:
+        print(f"  {outcome.cell.name}: {outcome.error} (log: {outcome.cell.log_path})")
+    if not args.no_report:
+        try:
+            paths = report.write_report(args.bench_dir, args.metric, args.reference)
+        except AlsegError as error:
+            raise AlsegError(f"The cells ran, but the report failed: {error}") from error
+        print("Report: " + ", ".join(str(path) for path in paths))
+    return 1 if failed else 0
+
+
+def _prepare(args: argparse.Namespace) -> tuple[list[Cell], submitit.Executor | None]:
+    """Checks everything, then records the benchmark in its folder; returns the cells and the SLURM executor."""
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1. Got {args.jobs}.")
+    grid = parse_grid(_grid_spec(args))
+    base = _read_mapping(args.config, "Base config")
+    record = {"base": base, "grid": grid.as_dict()}
+    _check_bench_dir(args.bench_dir, record)
+    cells = expand(grid, args.bench_dir)
+    executor = None
+    if args.executor == "slurm":
+        executor = slurm_executor(args.bench_dir / "slurm", _slurm_options(args.slurm), args.jobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / "base_config.yaml"
+        draft.write_text(_base_config_text(base))
+        validate_cells(cells, draft)
+    atomic_write_text(args.bench_dir / RECORD, yaml.safe_dump(record, sort_keys=False))
+    atomic_write_text(cells[0].base_config, _base_config_text(base))
+    return cells, executor
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Returns whether a run directory holds a completed run (a summary written after its last ledger round)."""
+    directory = RunDirectory(run_dir)
+    if not directory.summary_path.exists() or not directory.ledger_path.exists():
+        return False
+    rounds = directory.ledger_path.read_bytes().count(b"\n")
+    return json.loads(directory.summary_path.read_text()).get("rounds") == rounds
+
+
+class _Progress:
+    """Prints one line per ended cell and keeps ``status.json`` up to date."""
+
+    def __init__(self, bench_dir: Path, total: int, done: int) -> None:
+        self.path, self.total, self.done = bench_dir / STATUS_FILE, total, done
+        self.status = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def __call__(self, outcome: CellOutcome) -> None:
+        self.done += 1
+        name = outcome.cell.name
+        self.status[name] = {"error": outcome.error, "seconds": round(outcome.seconds, 3)}
+        atomic_write_text(self.path, json.dumps(self.status, indent=2, sort_keys=True) + "\n")
+        result = f"FAILED: {outcome.error}" if outcome.error else f"finished in {outcome.seconds:.1f} s"
+        print(f"[{self.done}/{self.total}] {name}: {result}", flush=True)
+
+
+def _grid_spec(args: argparse.Namespace) -> dict[str, Any]:
+    spec = _read_mapping(args.grid, "Grid file") if args.grid else {}
+    if args.strategies:
+        spec["strategies"] = args.strategies
+    if args.seeds is not None:
+        spec["seeds"] = args.seeds
+    return spec
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read: {error.strerror}.") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{what} {path} is not valid YAML: {error}") from error
+    if not isinstance(content, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping. Got {type(content).__name__}.")
+    return content
+
+
+def _check_bench_dir(bench_dir: Path, record: dict[str, Any]) -> None:
+    if bench_dir.exists() and not bench_dir.is_dir():
+        raise ConfigError(f"Benchmark folder {bench_dir} exists and is not a directory.")
+    if not bench_dir.exists() or not any(bench_dir.iterdir()):
+        return
+    if not (bench_dir / RECORD).exists():
+        raise ConfigError(f"Benchmark folder {bench_dir} is not empty and holds no benchmark (no {RECORD}).")
+    differences = config_differences(yaml.safe_load((bench_dir / RECORD).read_text()), record)
+    if differences:
+        raise ConfigError(
+            f"Benchmark folder {bench_dir} holds a benchmark of another base config or grid "
+            f"({'; '.join(differences[:5])}). Use another folder or the same config and grid."
+        )
+
+
+def _base_config_text(base: dict[str, Any]) -> str:
+    return yaml.safe_dump({key: value for key, value in base.items() if key not in GRID_OWNED}, sort_keys=False)
+
+
+def _slurm_options(items: list[str]) -> dict[str, Any]:
+    options = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--slurm takes KEY=VALUE (e.g. slurm_partition=gpu). Got {item!r}.")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+if __name__ == "__main__":
+    main()
