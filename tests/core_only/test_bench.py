@@ -43,7 +43,7 @@ def inputs(folder, base=None, grid=None):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "base.yaml").write_text(yaml.safe_dump(base or BASE))
     (folder / "grid.yaml").write_text(yaml.safe_dump(grid or GRID))
-    return ["--config", str(folder / "base.yaml"), "--grid", str(folder / "grid.yaml"), "--metric", "val/dice"]
+    return ["--config", str(folder / "base.yaml"), "--grid", str(folder / "grid.yaml"), "--metric", "val/mean_dice"]
 
 
 def run_bench(bench_dir, args, *extra):
@@ -106,7 +106,7 @@ def test_rerun_runs_only_the_failed_cell_and_reports_all(copy):
     assert selections["random/seed_0"] != selections["random/seed_1"]
     assert "| again | 2 |" in (bench_dir / "report.md").read_text()
     assert len((bench_dir / "results.csv").read_text().splitlines()) == 1 + 4 * 2
-    figure = plot_learning_curves(summarise(load_runs(bench_dir), "val/dice", "random"), "val/dice", "random")
+    figure = plot_learning_curves(summarise(load_runs(bench_dir), "val/mean_dice", "random"), "val/mean_dice", "random")
     assert len(figure.axes[0].get_lines()) == 2
     assert yaml.safe_load((bench_dir / "bench.yaml").read_text())["grid"]["seeds"] == [0, 1]
     assert "strategy" not in yaml.safe_load((bench_dir / "base_config.yaml").read_text())

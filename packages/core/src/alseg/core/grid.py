@@ -149,7 +149,7 @@ def validate_cells(cells: list[Cell], base_config: Path) -> None:
     parser = cli.build_parser()
     for cell in cells:
         try:
-            parser.parse_args(cli._resolve_short_names(cell.train_args(base_config)))
+            parser.parse_args(cli.resolve_short_names(cell.train_args(base_config)))
         except (ArgumentError, ConfigError) as error:
             raise ConfigError(f"Cell {cell.name} does not validate: {error}") from error
 
