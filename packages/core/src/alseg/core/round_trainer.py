@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -101,8 +102,10 @@ class RoundTrainer:
         """Fits the model for one round, loads its best weights and validates them."""
         validate = data_module.has_validation_set()
         monitor = self.monitor if validate else None
+        directory = self.run_dir.checkpoints_dir / f"round_{round_index:03d}"
+        shutil.rmtree(directory, ignore_errors=True)  # leftovers of an interrupted attempt at this round
         checkpoint = ModelCheckpoint(
-            dirpath=self.run_dir.checkpoints_dir / f"round_{round_index:03d}",
+            dirpath=directory,
             filename="best",
             monitor=monitor,
             mode=self.mode,
