@@ -58,7 +58,7 @@ def test_seeded_strategies_change_with_the_seed(name):
 def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
     model, data = bound(pool_batch_size=batch_size)
     strategy = EntropyStrategy(aggregation="max")
-    streamed = score_pool(model, data, lambda p: strategy.item_scores(p, False))
+    streamed = score_pool(model, data, strategy.item_scores)
     model.eval()
     pool = sorted(data.unlabeled_ids())
     images = torch.stack([data.item(i, with_label=False)["image"] for i in pool])
@@ -71,7 +71,7 @@ def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
 def test_entropy_ranks_by_score_and_honours_prefer_unique_cases():
     model, data = bound()
     ranked, _ = EntropyStrategy().select_items_to_label(model, data, 5, seed=0)
-    scores = score_pool(model, data, lambda p: EntropyStrategy().item_scores(p, False))
+    scores = score_pool(model, data, EntropyStrategy().item_scores)
     by_score = sorted(scores.ids, key=lambda i: (-scores.scores[scores.ids.index(i)], i))
     assert ranked == by_score[:5]
     unique, _ = EntropyStrategy(prefer_unique_cases=1).select_items_to_label(model, data, 4, seed=0)

@@ -37,8 +37,8 @@ class PytorchModel(LightningModule, ABC):
     The base owns what every segmentation model shares, configured through its constructor: the optimizer and
     learning-rate schedule, the loss (:mod:`alseg.core.losses`, with pseudo-labelled items weighted by
     ``pseudo_label_weight``) and per-volume metrics (:mod:`alseg.core.metrics`), logged as ``val/<name>`` and
-    ``test/<name>`` at the end of each epoch. A subclass's steps call :meth:`compute_loss`, :meth:`probabilities` and
-    :meth:`update_metrics`.
+    ``test/<name>`` at the end of each epoch. A subclass's steps call :meth:`training_loss` and :meth:`evaluate`
+    (or the finer :meth:`compute_loss`, :meth:`probabilities` and :meth:`update_metrics`).
 
     Args:
         learning_rate: Learning rate of the optimizer.
@@ -135,6 +135,17 @@ class PytorchModel(LightningModule, ABC):
         Items are weighted by ``batch["weight"]`` when present (pseudo-labelled items may count less).
         """
         return self.loss_function(logits, batch["label"], self._item_weights(batch))
+
+    def training_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """Returns :meth:`compute_loss` of a training batch and logs it as ``train/loss``."""
+        loss = self.compute_loss(logits, batch)
+        self.log("train/loss", loss, batch_size=len(batch["id"]))
+        return loss
+
+    def evaluate(self, stage: str, logits: torch.Tensor, batch: dict[str, Any]) -> None:
+        """Logs ``<stage>/loss`` of a ``val`` or ``test`` batch and adds its probabilities to the stage's metrics."""
+        self.log(f"{stage}/loss", self.compute_loss(logits, batch), batch_size=len(batch["id"]))
+        self.update_metrics(stage, self.probabilities(logits), batch)
 
     def _item_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
         pseudo = batch.get("pseudo_labeled")

@@ -109,9 +109,7 @@ class UNet(PytorchModel):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Returns the configured loss of a batch (pseudo-labelled items weighted) and logs it as ``train/loss``."""
-        loss = self.compute_loss(self(batch["image"]), batch)
-        self.log("train/loss", loss, batch_size=len(batch["id"]))
-        return loss
+        return self.training_loss(self(batch["image"]), batch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Logs ``val/loss`` and adds the batch to the validation metrics."""
@@ -136,9 +134,7 @@ class UNet(PytorchModel):
 
     # ------------------------------------------------------------------------------------------------------ helpers
     def _evaluate(self, stage: str, batch: dict[str, Any]) -> None:
-        logits = self._infer(batch["image"], self._network())
-        self.log(f"{stage}/loss", self.compute_loss(logits, batch), batch_size=len(batch["id"]))
-        self.update_metrics(stage, self.probabilities(logits), batch)
+        self.evaluate(stage, self._infer(batch["image"], self._network()), batch)
 
     def _infer(self, image: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Runs ``predictor`` on the whole image, or window by window when ``roi_size`` is set."""

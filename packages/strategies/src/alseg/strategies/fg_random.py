@@ -45,9 +45,7 @@ class ForegroundRandomStrategy(QueryStrategy):
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Returns ``round(fraction · k)`` random predicted-foreground ids, then random ids from the rest."""
-        model = models[0] if isinstance(models, list) else models
-        multi_label = data_module.multi_label()
-        pool = score_pool(model, data_module, lambda p: self._has_foreground(p, multi_label))
+        pool = score_pool(models, data_module, self._has_foreground)
         foreground = [i for i, flag in zip(pool.ids, pool.scores.tolist(), strict=True) if flag > 0]
         wanted = min(round(self.foreground_fraction * items_to_label), len(foreground))
         picked = random_choice(foreground, wanted, seed)

@@ -29,27 +29,30 @@ class PoolScores:
 
 
 def score_pool(
-    model: PytorchModel,
+    models: PytorchModel | list[PytorchModel],
     data_module: ActiveLearningDataModule,
-    item_scores: Callable[[Tensor], Tensor],
+    item_scores: Callable[[Tensor, bool], Tensor],
     mc_samples: int | None = None,
     seed: int = 0,
 ) -> PoolScores:
     """Streams the pool through the model and reduces every batch to per-item scores at once.
 
     Args:
-        model: The model; it runs on its own device.
+        models: The model (or a list whose first model is used); it runs on its own device.
         data_module: Its unlabelled pool is scored.
-        item_scores: Maps a batch's probabilities (``[B, C, *S]``, or ``[K, B, C, *S]`` with MC samples) to ``[B]``.
+        item_scores: Maps a batch's probabilities (``[B, C, *S]``, or ``[K, B, C, *S]`` with MC samples) and the
+            data module's ``multi_label()`` to scores ``[B]``.
         mc_samples: Number of MC-dropout samples, or None for one deterministic pass.
         seed: Seed of the MC-dropout masks.
 
     Returns:
         The pool's scores; only O(pool) numbers are kept, never probability maps.
     """
+    model = models[0] if isinstance(models, list) else models
+    multi_label = data_module.multi_label()
     local: dict[str, tuple[float, str]] = {}
     for batch, probabilities in stream_probabilities(model, data_module, mc_samples, seed):
-        values = item_scores(probabilities).detach().cpu().tolist()
+        values = item_scores(probabilities, multi_label).detach().cpu().tolist()
         for index, item_id in enumerate(batch["id"]):
             local[item_id] = (values[index], _case_id(batch, index))
     merged = gather(local)

@@ -72,9 +72,7 @@ class UncertaintyStrategy(QueryStrategy):
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Scores the pool and returns the ``items_to_label`` best (or power-sampled) ids."""
-        model = models[0] if isinstance(models, list) else models
-        multi_label = data_module.multi_label()
-        pool = score_pool(model, data_module, lambda p: self.item_scores(p, multi_label), self.mc_samples, seed)
+        pool = score_pool(models, data_module, self.item_scores, self.mc_samples, seed)
         count = len(pool.ids)
         if self.power is None:
             ranked = top_k(pool.scores, pool.ids, count)

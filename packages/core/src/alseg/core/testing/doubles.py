@@ -64,22 +64,15 @@ class TinySegmentationModel(PytorchModel):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Returns the configured loss of a batch."""
-        loss = self.compute_loss(self(batch["image"]), batch)
-        self.log("train/loss", loss, batch_size=len(batch["id"]))
-        return loss
+        return self.training_loss(self(batch["image"]), batch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Logs ``val/loss`` and adds the batch to the per-volume metrics."""
-        self._evaluate("val", batch)
+        self.evaluate("val", self(batch["image"]), batch)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Logs ``test/loss`` and adds the batch to the per-volume metrics."""
-        self._evaluate("test", batch)
-
-    def _evaluate(self, stage: str, batch: dict[str, Any]) -> None:
-        logits = self(batch["image"])
-        self.log(f"{stage}/loss", self.compute_loss(logits, batch), batch_size=len(batch["id"]))
-        self.update_metrics(stage, self.probabilities(logits), batch)
+        self.evaluate("test", self(batch["image"]), batch)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Returns float32 probabilities ``[B, C, H, W]``."""
