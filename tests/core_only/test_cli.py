@@ -42,6 +42,7 @@ def test_run_writes_config_ledger_and_summary(tmp_path, capsys):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["seed"] == 5 and config["active_learning"]["items_to_label"] == 2
     assert config["data"]["init_args"]["num_cases"] == 6  # defaults are resolved into the file
+    assert config["data"]["init_args"]["seed"] == 5  # an unset data seed follows the run's seed
     assert "debug" not in config and "config" not in config
     assert len((run / "rounds.jsonl").read_text().splitlines()) == 3
     assert json.loads((run / "summary.json").read_text())["rounds"] == 3

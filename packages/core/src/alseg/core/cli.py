@@ -91,6 +91,9 @@ def run(args: list[str]) -> dict[str, Any]:
     """Parses ``args``, runs the experiment and returns its summary."""
     parser = build_parser()
     cfg = parser.parse_args(resolve_short_names(args))
+    data_args = cfg.data.get("init_args")
+    if data_args is not None and "seed" in data_args and data_args.seed is None:
+        data_args.seed = cfg.seed  # a data module's unset seed follows the run's seed
     config = _resolved_config(parser, cfg)
     objects = parser.instantiate(cfg)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips

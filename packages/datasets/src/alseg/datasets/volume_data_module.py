@@ -85,7 +85,8 @@ class VolumeDataModule(ActiveLearningDataModule):
             truth has foreground. This peeks at labels, hence off by default.
         skip_empty_slices: ``dim=2``: leave out slices whose image is all zero (outside the
             body), in every split; judged from the image only.
-        seed: Seed of the initial labelled set.
+        seed: Seed of the initial labelled set; None takes the run's seed under ``alseg-train`` (so that benchmark
+            seeds also vary the initial set) and 0 elsewhere.
         cache_dir: Cache root (default: ``$ALSEG_CACHE`` or ``~/.cache/alseg``).
         batch_size: Batch size of training (slices or patches) and of ``dim=2`` validation/test.
         pool_batch_size: Batch size over the pool; default ``batch_size`` for slices, 1 for
@@ -108,7 +109,7 @@ class VolumeDataModule(ActiveLearningDataModule):
         initial_training_set_size: int | None = None,
         initial_set_from_foreground_only: bool = False,
         skip_empty_slices: bool = True,
-        seed: int = 0,
+        seed: int | None = None,
         cache_dir: str | None = None,
         batch_size: int = 4,
         pool_batch_size: int | None = None,
@@ -128,7 +129,7 @@ class VolumeDataModule(ActiveLearningDataModule):
         )
         self.initial_set_from_foreground_only = initial_set_from_foreground_only
         self.skip_empty_slices = skip_empty_slices
-        self.seed = seed
+        self.seed = 0 if seed is None else seed
         self.cache_root = cache_root(cache_dir)
         self._source: DatasetSource | None = None
         self._prepared_state: _Prepared | None = None

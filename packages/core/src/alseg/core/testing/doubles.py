@@ -111,7 +111,7 @@ class InMemoryDataModule(ActiveLearningDataModule):
         initial_training_set_size: Slices labelled at the start.
         val_cases: Cases held out for validation (0 for no validation set).
         test_cases: Cases held out for testing (0 for no test set).
-        seed: Seed of the data and of the initial labelled set.
+        seed: Seed of the data and of the initial labelled set (None: the run's seed under ``alseg-train``, else 0).
         **kwargs: Options of :class:`~alseg.core.data_module.ActiveLearningDataModule`.
     """
 
@@ -125,10 +125,11 @@ class InMemoryDataModule(ActiveLearningDataModule):
         initial_training_set_size: int = 4,
         val_cases: int = 1,
         test_cases: int = 1,
-        seed: int = 0,
+        seed: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        seed = 0 if seed is None else seed
         train_cases = num_cases - val_cases - test_cases
         if train_cases < 1:
             raise ConfigError(f"InMemoryDataModule needs at least one training case; got {num_cases} cases in all.")
