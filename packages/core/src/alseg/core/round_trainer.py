@@ -168,6 +168,8 @@ class RoundTrainer:
     def _loggers(self, version: str) -> list[Logger] | bool:
         if not self.logger:
             return False
+        for name in ("csv", "tensorboard"):  # logs of an earlier attempt at this round (or test) are replaced
+            shutil.rmtree(self.run_dir.logs_dir / name / version, ignore_errors=True)
         loggers: list[Logger] = [CSVLogger(self.run_dir.logs_dir, name="csv", version=version)]
         if importlib.util.find_spec("tensorboard") is not None:
             loggers.append(TensorBoardLogger(self.run_dir.logs_dir, name="tensorboard", version=version))
