@@ -1,7 +1,7 @@
 """alseg-bench: grid, up-front validation, failing and interrupted cells, resume, local and submitit execution.
 
-A killed benchmark is simulated by what a kill leaves behind (a ledger cut after a round, with a partial line, and no
-summary), since a real subprocess costs a ~10 s Lightning import; the cell lock is released by the OS on any exit.
+Here a killed benchmark is simulated by what a kill leaves behind (a ledger cut after a round, with a partial line, and
+no summary); test_bench_kill.py kills a real benchmark process once. The cell lock is released by the OS on any exit.
 """
 
 import contextlib
