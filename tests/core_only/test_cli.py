@@ -123,3 +123,12 @@ def test_unknown_short_name_in_config_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["--config", str(config), "--output_dir", str(tmp_path / "run")])
     assert "Unknown strategy 'entorpy'" in capsys.readouterr().err
+
+
+def test_config_file_that_is_not_a_mapping(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("- just\n- a list\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--config", str(config), "--output_dir", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert f"Config file {config} must hold a mapping" in capsys.readouterr().err

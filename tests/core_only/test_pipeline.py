@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from alseg.core import ConfigError, PluginError, QueryStrategy
-from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy
+from alseg.core.run_directory import RunDirectory
+from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 
 
 def ledger(path):
@@ -103,6 +104,9 @@ def test_resume_after_crash_gives_identical_selections(make_pipeline, tmp_path):
     # A kill during the append leaves a partial line: it is not a completed round.
     with open(tmp_path / "killed" / "rounds.jsonl", "a") as handle:
         handle.write('{"round": 2, "selected_')
+    partial = (tmp_path / "killed" / "rounds.jsonl").read_bytes()
+    assert len(RunDirectory(tmp_path / "killed").read_rounds()) == 2  # readers skip the partial line…
+    assert (tmp_path / "killed" / "rounds.jsonl").read_bytes() == partial  # …and leave the file alone
     make_pipeline("killed", iterations=3, strategy=CrashingStrategy(crash_round=None)).run()
     assert selections(tmp_path / "killed") == selections(tmp_path / "straight")
     metrics = [r["metrics"]["val/loss"] for r in ledger(tmp_path / "killed")]
@@ -131,19 +135,35 @@ def test_pseudo_labels_are_recorded_and_replayed(make_pipeline, tmp_path):
     assert resumed.data_module.training_set_num_pseudo_labels() == 1
 
 
-def test_reset_weights_reinitialises_before_training(make_pipeline, tmp_path):
-    class Spy(SeededRandomStrategy):
-        def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
-            self.weights = models.head.weight.detach().clone()
-            return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
-
-    spy = Spy()
-    pipeline = make_pipeline(iterations=1, reset_weights=True, strategy=spy, epochs=1)
+def test_reset_weights_reinitialises_in_every_query_round(make_pipeline):
+    pipeline = make_pipeline(iterations=2, reset_weights=True)
     reset_calls = []
     original = pipeline.model.reset_parameters
     pipeline.model.reset_parameters = lambda: (reset_calls.append(1), original())
     pipeline.run()
-    assert reset_calls == [1]
+    assert reset_calls == [1, 1]  # rounds 1 and 2, not round 0
+
+
+def test_pseudo_label_weight_follows_the_round(make_pipeline):
+    class RoundSpy(SeededRandomStrategy):
+        rounds = []
+
+        def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+            self.rounds.append(models.active_learning_round)
+            return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+
+    make_pipeline(iterations=2, strategy=RoundSpy()).run()
+    assert RoundSpy.rounds == [1, 2]
+    model = TinySegmentationModel()  # default schedule: 0.9 at round 0, linearly to 0.1 at round 10
+    model.bind_data(InMemoryDataModule())
+    batch = next(iter(InMemoryDataModule(batch_size=2).train_dataloader()))
+    batch["pseudo_labeled"] = torch.tensor([True, False])
+    logits = model(batch["image"])
+    per_item = model.loss_function.per_item(logits, batch["label"])
+    for round_index, weight in ((0, 0.9), (5, 0.5), (10, 0.1)):
+        model.active_learning_round = round_index
+        expected = (weight * per_item[0] + per_item[1]) / (weight + 1)
+        assert model.compute_loss(logits, batch).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_unknown_model_selection_criterion_lists_logged_metrics(make_pipeline):

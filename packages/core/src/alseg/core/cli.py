@@ -23,7 +23,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from alseg.core.data_module import ActiveLearningDataModule
-from alseg.core.errors import AlsegError
+from alseg.core.errors import AlsegError, ConfigError
 from alseg.core.model import PytorchModel
 from alseg.core.pipeline import ActiveLearningPipeline
 from alseg.core.registry import SECTIONS, registered, resolve_class_path
@@ -153,9 +153,9 @@ def _resolved_config_file(path: Path) -> str:
     try:
         content = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise AlsegError(f"Config file {path} is not valid YAML: {error}") from error
+        raise ConfigError(f"Config file {path} is not valid YAML: {error}") from error
     if not isinstance(content, dict):
-        raise AlsegError(f"Config file {path} must hold a mapping of sections. Got {type(content).__name__}.")
+        raise ConfigError(f"Config file {path} must hold a mapping of sections. Got {type(content).__name__}.")
     for section in SECTIONS:
         value = content.get(section)
         if isinstance(value, str) and _SHORT_NAME.match(value):

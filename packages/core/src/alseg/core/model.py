@@ -132,7 +132,8 @@ class PytorchModel(LightningModule, ABC):
     def compute_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         """Returns the configured loss of logits ``[B, C, *spatial]`` against ``batch["label"]``.
 
-        Items are weighted by ``batch["weight"]`` when present (pseudo-labelled items may count less).
+        Items flagged ``batch["pseudo_labeled"]`` count with ``pseudo_label_weight`` at the current
+        :attr:`active_learning_round` (set by the pipeline); the others with weight 1.
         """
         return self.loss_function(logits, batch["label"], self._item_weights(batch))
 
@@ -153,8 +154,8 @@ class PytorchModel(LightningModule, ABC):
             return None
         weight = self.pseudo_label_weight
         value = weight(self.active_learning_round) if callable(weight) else float(weight)
-        pseudo = torch.as_tensor(pseudo, device=self.device).bool()
-        return torch.where(pseudo, torch.full_like(pseudo, value, dtype=torch.float32), torch.ones_like(pseudo).float())
+        pseudo = torch.as_tensor(pseudo, device=self.device).float()
+        return 1.0 - pseudo * (1.0 - value)
 
     def update_metrics(self, stage: str, probabilities: torch.Tensor, batch: dict[str, Any]) -> None:
         """Adds a batch to the ``val`` or ``test`` metrics (per volume), which are logged at the end of the epoch.

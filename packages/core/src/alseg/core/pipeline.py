@@ -120,7 +120,7 @@ class ActiveLearningPipeline:
     def run(self) -> dict[str, Any]:
         """Runs (or resumes) the experiment and returns the summary that is also written to ``summary.json``."""
         self.run_dir.prepare(self.config)
-        records = self.run_dir.read_rounds()
+        records = self.run_dir.resume()
         self.data_module.setup()
         seed_everything(self.seed, verbose=False)  # layers built lazily from the data start from this seed
         self.model.bind_data(self.data_module)
@@ -160,6 +160,7 @@ class ActiveLearningPipeline:
         start = time.perf_counter()
         round_seed = derive_seed(self.seed, round_index)
         seed_everything(round_seed, workers=True, verbose=False)
+        self.model.active_learning_round = round_index  # for the pseudo-label weight schedule
         selected: list[str] = []
         pseudo_labels: dict[str, Any] | None = None
         if round_index > 0:

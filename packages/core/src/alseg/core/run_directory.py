@@ -75,21 +75,32 @@ class RunDirectory:
             atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
     def read_rounds(self) -> list[dict[str, Any]]:
-        """Returns the completed rounds in order, dropping a partial last line left by a crash."""
+        """Returns the completed rounds in order; a partial last line (left by a crash) is not a round."""
         if not self.ledger_path.exists():
             return []
         data = self.ledger_path.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        if len(complete) != len(data):
-            with open(self.ledger_path, "r+b") as handle:
-                handle.truncate(len(complete))
-        records = [json.loads(line) for line in complete.decode().splitlines() if line.strip()]
+        complete = data[: data.rfind(b"\n") + 1].decode()
+        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
         for expected, record in enumerate(records):
             if record.get("round") != expected:
                 raise ConfigError(
                     f"{self.ledger_path}: line {expected + 1} records round {record.get('round')!r}, "
                     f"expected {expected}. The ledger was edited or mixes runs."
                 )
+        return records
+
+    def resume(self) -> list[dict[str, Any]]:
+        """Returns the completed rounds after cutting a partial last line off the ledger, so appends continue it.
+
+        Only the run that continues the ledger calls this; readers (reports) use :meth:`read_rounds`.
+        """
+        records = self.read_rounds()
+        if self.ledger_path.exists():
+            data = self.ledger_path.read_bytes()
+            complete = data.rfind(b"\n") + 1
+            if complete != len(data):
+                with open(self.ledger_path, "r+b") as handle:
+                    handle.truncate(complete)
         return records
 
     def append_round(self, record: dict[str, Any]) -> None:
