@@ -29,10 +29,9 @@ class FixedStrategy(QueryStrategy):
 
 
 class CrashingStrategy(SeededRandomStrategy):
-    """Behaves like the seeded random strategy but dies in a given round."""
+    """Behaves like the seeded random strategy but dies in round ``crash_round`` (set by a test, not configured)."""
 
-    def __init__(self, crash_round):
-        self.crash_round = crash_round
+    crash_round = None
 
     def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
         if kwargs["round"] == self.crash_round:
@@ -96,10 +95,11 @@ def test_selected_id_already_labelled_is_rejected(make_pipeline, tmp_path):
         pipeline.run()
 
 
-def test_resume_after_crash_gives_identical_selections(make_pipeline, tmp_path):
-    make_pipeline("straight", iterations=3, strategy=CrashingStrategy(crash_round=None)).run()
+def test_resume_after_crash_gives_identical_selections(make_pipeline, tmp_path, monkeypatch):
+    make_pipeline("straight", iterations=3, strategy=CrashingStrategy()).run()
+    monkeypatch.setattr(CrashingStrategy, "crash_round", 2)
     with pytest.raises(KeyboardInterrupt):
-        make_pipeline("killed", iterations=3, strategy=CrashingStrategy(crash_round=2)).run()
+        make_pipeline("killed", iterations=3, strategy=CrashingStrategy()).run()
     assert len(ledger(tmp_path / "killed")) == 2
     # A kill during the append leaves a partial line: it is not a completed round.
     with open(tmp_path / "killed" / "rounds.jsonl", "a") as handle:
@@ -107,7 +107,8 @@ def test_resume_after_crash_gives_identical_selections(make_pipeline, tmp_path):
     partial = (tmp_path / "killed" / "rounds.jsonl").read_bytes()
     assert len(RunDirectory(tmp_path / "killed").read_rounds()) == 2  # readers skip the partial line…
     assert (tmp_path / "killed" / "rounds.jsonl").read_bytes() == partial  # …and leave the file alone
-    make_pipeline("killed", iterations=3, strategy=CrashingStrategy(crash_round=None)).run()
+    monkeypatch.setattr(CrashingStrategy, "crash_round", None)
+    make_pipeline("killed", iterations=3, strategy=CrashingStrategy()).run()
     assert selections(tmp_path / "killed") == selections(tmp_path / "straight")
     metrics = [r["metrics"]["val/loss"] for r in ledger(tmp_path / "killed")]
     assert metrics == pytest.approx([r["metrics"]["val/loss"] for r in ledger(tmp_path / "straight")])

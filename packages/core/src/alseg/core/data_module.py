@@ -23,12 +23,15 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from alseg.core import distributed
 from alseg.core.errors import ConfigError, PluginError
+from alseg.core.init_args import RecordsInitArgs
 
 
-class ActiveLearningDataModule(LightningDataModule, ABC):
+class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
     """Base class of data modules for active learning.
 
     Subclasses create the four datasets and implement the oracle (:meth:`label_items`); the base provides the data
@@ -136,11 +139,19 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
         """Returns how many training items carry pseudo labels; override when ``label_items`` accepts them."""
         return 0
 
+    def data_fingerprint(self) -> str | None:
+        """Returns a hash of the data the run depends on (images, labels, split), or None if unknown.
+
+        The pipeline records it when a run starts and refuses to resume a run whose data changed since.
+        """
+        return None
+
     def items_with_foreground(self, ids: list[str]) -> list[bool] | None:
         """For analysis only: whether each item's ground truth contains foreground, or None if unknown.
 
         The pipeline records it for the ids a strategy selected, so that reports can show how often a strategy found
-        foreground. Strategies must never call it: it reads the answer they are choosing to ask for.
+        foreground. Strategies never see it: they get a :class:`~alseg.core.query_view.QueryView`, whose
+        ``ground_truth_foreground`` asks this method for oracle-informed baselines and is recorded in the ledger.
         """
         return None
 
@@ -169,13 +180,23 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
 
     # -------------------------------------------------------------------------------------------------- data loaders
     def _loader(self, name: str, batch_size: int, shuffle: bool) -> DataLoader:
+        """Returns a loader over one of the datasets.
+
+        Under a distributed run, the validation and test sets are dealt out to the ranks without the padding
+        duplicates of Lightning's default sampler (every item is evaluated exactly once), so that metrics gathered
+        over the ranks equal those of a single process.
+        """
         dataset = self._dataset(name)
         if dataset is None:
             raise PluginError(f"{type(self).__name__} has no {name} set.")
+        sampler = None
+        if name in ("val", "test") and distributed.is_distributed():
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
         )

@@ -1,5 +1,9 @@
 """Inference streaming: the one place that runs a model over the unlabelled pool for a strategy.
 
+The model runs where the pipeline's Trainer trains it: the pipeline enters :func:`placement` with the Trainer's root
+device and precision around every query (Lightning moves a module back to the CPU after ``fit``, so the model's own
+device says nothing). Outside a pipeline (a strategy called directly) the model runs on its own device in float32.
+
 Strategies consume batches as they stream and reduce them at once (to per-item scores or embeddings), so the pool's
 probability maps are never held in memory together. Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
 each rank runs over a disjoint, strided shard of the pool (every item exactly once, no padding duplicates), and
@@ -8,28 +12,65 @@ each rank runs over a disjoint, strided shard of the pool (every item exactly on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core import distributed
 from alseg.core.errors import PluginError
 from alseg.core.mc_dropout import mc_dropout
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how pool inference runs.
+
+    Attributes:
+        device: The device the model and batches are moved to (the Trainer's root device).
+        forward_context: Returns the context of a forward pass (the Trainer's precision, e.g. autocast for
+            ``16-mixed``).
+        convert_input: Converts a batch for the precision (e.g. to half for ``16-true``).
+    """
+
+    device: torch.device
+    forward_context: Callable[[], AbstractContextManager[Any]] = nullcontext
+    convert_input: Callable[[Any], Any] = lambda batch: batch
+
+
+_PLACEMENT: ContextVar[Placement | None] = ContextVar("alseg_inference_placement", default=None)
+
+
+@contextmanager
+def placement(where: Placement) -> Iterator[None]:
+    """Runs pool inference inside the block on ``where.device`` with its precision (the pipeline enters it)."""
+    token = _PLACEMENT.set(where)
+    try:
+        yield
+    finally:
+        _PLACEMENT.reset(token)
+
+
+def current_placement(model: PytorchModel) -> Placement:
+    """Returns the placement of pool inference: the pipeline's, or the model's own device in float32."""
+    return _PLACEMENT.get() or Placement(next(model.parameters()).device)
 
 
 def stream_probabilities(
-    model: PytorchModel, data_module: ActiveLearningDataModule, mc_samples: int | None = None, seed: int = 0
+    model: PytorchModel, data_module: QueryView, mc_samples: int | None = None, seed: int = 0
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """Yields ``(batch, probabilities)`` over this rank's share of the pool.
 
     Args:
-        model: The model; it runs on its own device, in eval mode (restored afterwards).
+        model: The model; it runs in eval mode (restored afterwards) on the device and with the precision of
+            :func:`current_placement`.
         data_module: The data module whose unlabelled pool is streamed.
         mc_samples: None for one deterministic pass (``[B, C, *spatial]``); K for K MC-dropout samples
             (``[K, B, C, *spatial]``), with only dropout layers switched to sampling.
@@ -37,24 +78,27 @@ def stream_probabilities(
             the batch's index in the whole pool, so the samples do not depend on how the pool is split across ranks.
 
     Yields:
-        The batch (tensors on the model's device) and float32 probabilities.
+        The batch (tensors on the placement's device) and float32 probabilities.
     """
     if mc_samples is not None and mc_samples < 1:
         raise PluginError(f"mc_samples must be >= 1. Got {mc_samples}.")
-    for index, batch in _batches(model, data_module):
-        with _evaluating(model):
+    where = current_placement(model)
+    for index, batch in _batches(model, data_module.unlabeled_dataloader(), where):
+        with _evaluating(model, where):
             if mc_samples is None:
                 probabilities = model.predict_step(batch, index).float()
             else:
-                with mc_dropout(model), _seeded(model, seed, index):
+                with mc_dropout(model), _seeded(where.device, seed, index):
                     probabilities = torch.stack([model.predict_step(batch, index).float() for _ in range(mc_samples)])
         yield batch, probabilities
 
 
 def stream_embeddings(
-    model: PytorchModel, data_module: ActiveLearningDataModule, loader: DataLoader | None = None, requested_by: str = ""
+    model: PytorchModel, data_module: QueryView, loader: DataLoader | None = None, requested_by: str = ""
 ) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
     """Yields ``(batch, embeddings [B, D])`` from ``model.embedding_step`` over the pool (or ``loader``).
+
+    The model runs as in :func:`stream_probabilities`; embeddings are float32.
 
     Raises:
         PluginError: The model does not implement ``embedding_step`` (naming the model and ``requested_by``).
@@ -64,51 +108,47 @@ def stream_embeddings(
             f"Strategy {requested_by or 'this strategy'} needs feature vectors, but {type(model).__name__} does not "
             "implement embedding_step(batch, batch_idx) -> Tensor[B, D]."
         )
-    for index, batch in _batches(model, data_module, loader):
-        with _evaluating(model):
+    where = current_placement(model)
+    for index, batch in _batches(model, loader or data_module.unlabeled_dataloader(), where):
+        with _evaluating(model, where):
             embeddings = model.embedding_step(batch, index).float()
         yield batch, embeddings
 
 
-def _batches(
-    model: PytorchModel, data_module: ActiveLearningDataModule, loader: DataLoader | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    device = next(model.parameters()).device
-    loader = _shard(loader or data_module.unlabeled_dataloader())
+def _batches(model: PytorchModel, loader: DataLoader, where: Placement) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yields this rank's batches with their index in the whole pool, on the placement's device."""
+    model.to(where.device)
+    loader = _shard(loader)
     sampler = loader.batch_sampler
     indices = sampler.global_indices if isinstance(sampler, _IndexedBatches) else None
     for position, batch in enumerate(loader):
         index = position if indices is None else indices[position]
-        yield index, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        moved = {k: v.to(where.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        yield index, where.convert_input(moved)
 
 
 @contextmanager
-def _seeded(model: PytorchModel, seed: int, batch_index: int) -> Iterator[None]:
-    """Seeds torch's global RNG (on the model's device too) for one batch and restores it afterwards."""
-    device = next(model.parameters()).device
+def _seeded(device: torch.device, seed: int, batch_index: int) -> Iterator[None]:
+    """Seeds torch's global RNG (on ``device`` too) for one batch and restores it afterwards."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
         torch.manual_seed(int(np.random.SeedSequence([seed, batch_index]).generate_state(1)[0]))
         yield
 
 
 @contextmanager
-def _evaluating(model: PytorchModel) -> Iterator[None]:
-    """Eval mode and inference mode for one batch; the model's previous modes are restored afterwards.
+def _evaluating(model: PytorchModel, where: Placement) -> Iterator[None]:
+    """Eval mode, inference mode and the placement's precision for one batch; previous modes are restored after.
 
     Entered per batch, not around the generator, so that neither mode leaks into the consumer between yields.
     """
     modes = [module.training for module in model.modules()]
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), where.forward_context():
             yield
     finally:
         for module, mode in zip(model.modules(), modes, strict=True):
             module.training = mode
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _shard(loader: DataLoader) -> DataLoader:
@@ -117,9 +157,9 @@ def _shard(loader: DataLoader) -> DataLoader:
     Whole batches are dealt out round-robin, so every item is seen exactly once (no padding duplicates) and every
     batch holds the same items as in a single-process run, keeping its index (and so its MC-dropout seed).
     """
-    if not _distributed():
+    if not distributed.is_distributed():
         return loader
-    rank, world = dist.get_rank(), dist.get_world_size()
+    rank, world = distributed.rank(), distributed.world_size()
     batches = list(BatchSampler(SequentialSampler(loader.dataset), loader.batch_size, drop_last=False))
     return DataLoader(
         loader.dataset,
@@ -140,11 +180,7 @@ class _IndexedBatches(list):
 
 def gather(local: dict[str, Any]) -> dict[str, Any]:
     """Merges per-item results ``{id: value}`` of all ranks (identity outside distributed runs)."""
-    if not _distributed():
-        return local
-    parts: list[dict[str, Any]] = [{} for _ in range(dist.get_world_size())]
-    dist.all_gather_object(parts, local)
     merged: dict[str, Any] = {}
-    for part in parts:
+    for part in distributed.all_gather_objects(local):
         merged.update(part)
     return merged

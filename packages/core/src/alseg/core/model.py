@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule
 from torch.optim.lr_scheduler import LRScheduler
 
 from alseg.core.errors import ConfigError, PluginError
+from alseg.core.init_args import RecordsInitArgs
 from alseg.core.losses import LOSS_NAMES, LinearSchedule, SegmentationLoss, build_loss
 from alseg.core.metric_accumulator import VolumeMetricAccumulator
 
@@ -25,7 +26,7 @@ _SCHEDULERS = {
 }
 
 
-class PytorchModel(LightningModule, ABC):
+class PytorchModel(RecordsInitArgs, LightningModule, ABC):
     """Base class of segmentation models.
 
     Subclasses implement :meth:`training_step`, :meth:`validation_step`, :meth:`predict_step` and

@@ -10,9 +10,13 @@ import numpy as np
 import torch
 from lightning.pytorch import seed_everything
 
+from alseg.core import distributed
 from alseg.core.data_module import ActiveLearningDataModule
-from alseg.core.errors import ConfigError
+from alseg.core.errors import ConfigError, PluginError
+from alseg.core.inference import placement
+from alseg.core.init_args import describe, plain
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
 from alseg.core.selection_check import check_selection
@@ -27,7 +31,14 @@ class ActiveLearningPipeline:
     loads the best checkpoint (the next round starts from its weights unless ``reset_weights``), validates it and
     appends the round to ``rounds.jsonl``. Started again on the same ``output_dir``, a run resumes after its last
     completed round and makes the same selections as an uninterrupted run: each round re-seeds every RNG from
-    ``(seed, round)`` and starts from the weights saved by the round before.
+    ``(seed, round)`` and starts from the weights saved by the round before. A model that creates its weights in
+    ``__init__`` takes them from the global RNG there: build the objects after ``lightning.seed_everything(seed)``
+    (as ``alseg-train`` does), or their first weights differ from run to run.
+
+    The strategy sees the data module through a :class:`~alseg.core.query_view.QueryView` and runs its model on the
+    Trainer's device and precision. Under a distributed run (e.g. ``trainer_options={"strategy": "ddp",
+    "devices": N}``) every rank runs the loop, all ranks label rank 0's selection, and only rank 0 writes the run
+    directory, which it locks for its whole run.
 
     Args:
         data_module: The data module (owns the split and the initial labelled set).
@@ -49,8 +60,9 @@ class ActiveLearningPipeline:
         deterministic: Ask torch for deterministic algorithms.
         trainer_options: Further keyword arguments of ``lightning.pytorch.Trainer`` (e.g. ``accelerator``).
         logger: Write Lightning CSV (and TensorBoard, if installed) logs.
-        config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default a
-            description of the objects and options (class paths, seed, active-learning options).
+        config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default the
+            class paths and resolved constructor arguments of the three objects, the seed, the active-learning
+            options and the Trainer options.
     """
 
     def __init__(
@@ -97,7 +109,7 @@ class ActiveLearningPipeline:
         self.seed = seed
         self.config = config or {
             "seed": seed,
-            **{key: _class_path(obj) for key, obj in (("model", model), ("data", data_module), ("strategy", strategy))},
+            **{key: describe(obj) for key, obj in (("model", model), ("data", data_module), ("strategy", strategy))},
             "active_learning": {
                 "items_to_label": items_to_label,
                 "iterations": iterations,
@@ -105,7 +117,13 @@ class ActiveLearningPipeline:
                 "initial_epochs": initial_epochs,
                 "epochs_increase_per_query": epochs_increase_per_query,
                 "reset_weights": reset_weights,
+                "early_stopping": early_stopping,
+                "early_stopping_patience": early_stopping_patience,
+                "model_selection_criterion": model_selection_criterion,
+                "model_selection_mode": model_selection_mode,
+                "deterministic": deterministic,
             },
+            "trainer": plain(trainer_options or {}),
         }
         self.trainer = RoundTrainer(
             self.run_dir,
@@ -118,21 +136,38 @@ class ActiveLearningPipeline:
         )
 
     def run(self) -> dict[str, Any]:
-        """Runs (or resumes) the experiment and returns the summary that is also written to ``summary.json``."""
-        self.run_dir.prepare(self.config)
-        records = self.run_dir.resume()
+        """Runs (or resumes) the experiment and returns the summary that is also written to ``summary.json``.
+
+        Raises:
+            ConfigError: Another process writes the run directory, or it holds a run with another configuration or
+                other data.
+        """
+        if not distributed.is_rank_zero():
+            return self._run(writer=False)
+        with self.run_dir.lock():
+            return self._run(writer=True)
+
+    def _run(self, writer: bool) -> dict[str, Any]:
+        """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""
         self.data_module.setup()
+        if writer:
+            self.run_dir.prepare(self.config, self.data_module.data_fingerprint())
+            records = self.run_dir.resume()
+        else:
+            records = self.run_dir.read_rounds()
         seed_everything(self.seed, verbose=False)  # layers built lazily from the data start from this seed
         self.model.bind_data(self.data_module)
         self._replay(records)
         round_index = len(records)
         while self._has_next_round(round_index):
-            records.append(self._run_round(round_index))
-            self.run_dir.append_round(records[-1])
-            print(_round_line(records[-1]), flush=True)
+            records.append(self._run_round(round_index, writer))
+            if writer:
+                self.run_dir.append_round(records[-1])
+                print(_round_line(records[-1]), flush=True)
             round_index += 1
         summary = self._summarise(records)
-        self.run_dir.write_summary(summary)
+        if writer:
+            self.run_dir.write_summary(summary)
         return summary
 
     def _has_next_round(self, round_index: int) -> bool:
@@ -147,38 +182,43 @@ class ActiveLearningPipeline:
             pseudo_labels = torch.load(self.run_dir.path / pseudo, weights_only=False) if pseudo else None
             self.data_module.label_items(record["selected_ids"], pseudo_labels)
         if records:
-            expected = records[-1]["num_labeled"]
+            expected = records[-1]["num_training_items"]
             if self.data_module.training_set_size() != expected:
                 raise ConfigError(
-                    f"Cannot resume {self.run_dir.path}: the ledger records {expected} labelled items after round "
+                    f"Cannot resume {self.run_dir.path}: the ledger records {expected} training items after round "
                     f"{records[-1]['round']}, but replaying it gives {self.data_module.training_set_size()}. "
                     "The data changed since the run started."
                 )
             self.trainer.load_weights(self.model, records[-1]["best_checkpoint"])
 
-    def _run_round(self, round_index: int) -> dict[str, Any]:
+    def _run_round(self, round_index: int, writer: bool) -> dict[str, Any]:
         start = time.perf_counter()
         round_seed = derive_seed(self.seed, round_index)
         seed_everything(round_seed, workers=True, verbose=False)
         self.model.active_learning_round = round_index  # for the pseudo-label weight schedule
         selected: list[str] = []
         pseudo_labels: dict[str, Any] | None = None
+        view = QueryView(self.data_module, type(self.strategy).__name__)
         if round_index > 0:
-            selected, pseudo_labels = self._query(round_index, round_seed)
+            selected, pseudo_labels = self._query(view, round_index, round_seed)
             if self.reset_weights:
                 self.model.reset_parameters()
         query_s = time.perf_counter() - start
         epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
         result = self.trainer.train(self.model, self.data_module, round_index, epochs)
+        num_pseudo = self.data_module.training_set_num_pseudo_labels()
         record: dict[str, Any] = {
             "round": round_index,
             "seed": round_seed,
             "selected_ids": selected,
             "pseudo_labeled_ids": sorted(pseudo_labels or {}),
-            "pseudo_labels_file": self._save_pseudo_labels(round_index, pseudo_labels),
+            "pseudo_labels_file": self._save_pseudo_labels(round_index, pseudo_labels) if writer else None,
             "selected_with_foreground": _count_true(self.data_module.items_with_foreground(selected)),
-            "num_labeled": self.data_module.training_set_size(),
-            "num_pseudo_labeled": self.data_module.training_set_num_pseudo_labels(),
+            "ground_truth_revealed": len(view.revealed_ids),
+            "strategy_notes": view.notes,
+            "num_labeled": self.data_module.training_set_size() - num_pseudo,
+            "num_pseudo_labeled": num_pseudo,
+            "num_training_items": self.data_module.training_set_size(),
             "num_unlabeled": self.data_module.unlabeled_set_size(),
             "epochs": epochs,
             "metrics": result.metrics,
@@ -188,14 +228,27 @@ class ActiveLearningPipeline:
         record["wall_time_s"] = time.perf_counter() - start
         return record
 
-    def _query(self, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
+    def _query(self, view: QueryView, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
+        """Asks the strategy (through ``view``, on the Trainer's device), checks its answer and labels rank 0's."""
+        name = type(self.strategy).__name__
         pool_ids = self.data_module.unlabeled_ids()
-        selected, pseudo_labels = self.strategy.select_items_to_label(
-            self.model, self.data_module, self.items_to_label, seed=round_seed, round=round_index
+        labelled = self.data_module.training_set_size()
+        with placement(self.trainer.placement()):
+            answer = self.strategy.select_items_to_label(
+                self.model, view, self.items_to_label, seed=round_seed, round=round_index
+            )
+        if self.data_module.unlabeled_ids() != pool_ids or self.data_module.training_set_size() != labelled:
+            raise PluginError(
+                f"Strategy {name} changed the labelled set during its query ({labelled} → "
+                f"{self.data_module.training_set_size()} training items). A strategy returns ids; the pipeline labels "
+                "them, within the round's budget."
+            )
+        selected, pseudo_labels = check_selection(name, answer, pool_ids, self.items_to_label)
+        selected, pseudo_labels, view.notes, view.revealed_ids = distributed.broadcast_object(
+            (selected, pseudo_labels, view.notes, view.revealed_ids)
         )
-        check_selection(type(self.strategy).__name__, selected, pseudo_labels, pool_ids, self.items_to_label)
-        self.data_module.label_items(list(selected), pseudo_labels)
-        return list(selected), pseudo_labels
+        self.data_module.label_items(selected, pseudo_labels)
+        return selected, pseudo_labels
 
     def _save_pseudo_labels(self, round_index: int, pseudo_labels: dict[str, Any] | None) -> str | None:
         if not pseudo_labels:
@@ -230,10 +283,6 @@ def derive_seed(seed: int, round_index: int) -> int:
 
 def _count_true(flags: list[bool] | None) -> int | None:
     return None if flags is None else sum(map(bool, flags))
-
-
-def _class_path(obj: object) -> dict[str, str]:
-    return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}"}
 
 
 def _check_at_least(name: str, value: int, minimum: int) -> None:

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
+from alseg.core.inference import Placement
 from alseg.core.model import PytorchModel
 from alseg.core.run_directory import RunDirectory
 
@@ -91,6 +92,15 @@ class RoundTrainer:
         self.deterministic = deterministic
         self.trainer_options = {**_QUIET_DEFAULTS, **options}
         self.logger = logger
+        self._placement: Placement | None = None
+
+    def placement(self) -> Placement:
+        """Returns where this process's Trainer runs a model: its root device and precision (for pool inference)."""
+        if self._placement is None:
+            trainer = self._trainer(None, max_epochs=1, callbacks=[])
+            precision = trainer.precision_plugin
+            self._placement = Placement(trainer.strategy.root_device, precision.forward_context, precision.convert_input)
+        return self._placement
 
     def train(
         self,
@@ -130,6 +140,7 @@ class RoundTrainer:
             if validate
             else _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
         )
+        model.trainer = None  # no handle on the Trainer (and through it the data module) outside its stages
         relative = os.path.relpath(best, self.run_dir.path)
         return RoundResult(metrics, relative, train_s, time.perf_counter() - start)
 
@@ -138,7 +149,9 @@ class RoundTrainer:
         if not data_module.has_test_set():
             return {}
         trainer = self._trainer("test", max_epochs=1, callbacks=[])
-        return _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
+        metrics = _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
+        model.trainer = None
+        return metrics
 
     def load_weights(self, model: PytorchModel, relative_checkpoint: str) -> None:
         """Loads the weights of a checkpoint recorded in the ledger (relative to the run directory)."""
@@ -152,13 +165,13 @@ class RoundTrainer:
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(state)
 
-    def _trainer(self, version: str, max_epochs: int, callbacks: list[Callback]) -> Trainer:
+    def _trainer(self, version: str | None, max_epochs: int, callbacks: list[Callback]) -> Trainer:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
             return Trainer(
                 max_epochs=max_epochs,
                 callbacks=callbacks,
-                logger=self._loggers(version),
+                logger=self._loggers(version) if version else False,
                 default_root_dir=self.run_dir.path,
                 deterministic=self.deterministic,
                 enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),

@@ -3,22 +3,34 @@
 Layout of ``output_dir``::
 
     config.yaml          the fully resolved configuration of the run
+    run.json             the run's identity besides its configuration: the data fingerprint
     rounds.jsonl         one JSON object per completed round, appended and flushed atomically
     summary.json         the latest summary (rewritten atomically)
     checkpoints/         best weights of every round (round_000/…ckpt)
     pseudo_labels/       pseudo labels given in a round (round_001.pt), replayed on resume
     logs/                Lightning CSV (and TensorBoard, if installed) logs, one version per round
 
+    .lock                held (``flock``) by the one process that writes the directory
+
 A run that is started again on the same directory resumes: completed rounds are read back from
 ``rounds.jsonl``. A crash while a line is being appended can leave a partial last line; it is not a
-completed round, so reading drops it (and the resumed run repeats that round).
+completed round, so reading drops it (and the resumed run repeats that round). A directory whose ledger holds no
+completed round is not a run yet: a new start may change its configuration and data.
+
+One writer: the writing process holds an exclusive lock on ``.lock`` while it runs (released by the kernel when it
+dies, so a killed run never blocks its rerun); a second writer is refused. Files are created with the process's
+umask.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-import tempfile
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +53,67 @@ class RunDirectory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.config_path = self.path / "config.yaml"
+        self.identity_path = self.path / "run.json"
+        self.lock_path = self.path / ".lock"
         self.ledger_path = self.path / "rounds.jsonl"
         self.summary_path = self.path / "summary.json"
         self.checkpoints_dir = self.path / "checkpoints"
         self.pseudo_labels_dir = self.path / "pseudo_labels"
         self.logs_dir = self.path / "logs"
 
-    def prepare(self, config: dict[str, Any] | None) -> None:
-        """Creates the directory and writes ``config.yaml``, or checks that an existing run has the same config.
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Holds the directory's writer lock (creating the directory) for the block.
 
         Raises:
-            ConfigError: The directory is not empty but holds no alseg run, or its ``config.yaml`` differs from
-                ``config`` in a key other than :data:`RESUMABLE_KEYS`. Nothing is written in that case.
+            ConfigError: Another process holds it, or the directory cannot be written (naming the path).
         """
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"output_dir {self.path} exists and is not a directory.")
-        existing = self.path.exists() and any(self.path.iterdir())
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the block
+        except OSError as error:
+            raise ConfigError(f"Cannot write output_dir {self.path}: {error.strerror}.") from error
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise ConfigError(
+                    f"output_dir {self.path} is being written by {holder}. A run directory has one writer at a time: "
+                    "wait for that run to end (or stop it), or choose another output_dir."
+                ) from None
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            handle.flush()
+            yield
+
+    def prepare(self, config: dict[str, Any] | None, data_fingerprint: str | None = None) -> None:
+        """Writes the run's identity, or checks that the run it continues has the same configuration and data.
+
+        A directory with no completed round takes the new identity (a failed first start does not bind it).
+
+        Raises:
+            ConfigError: The directory is not empty but holds no alseg run, or its completed rounds were made with a
+                ``config.yaml`` that differs from ``config`` in a key other than :data:`RESUMABLE_KEYS`, or with other
+                data. Nothing is written in that case.
+        """
+        existing = self.path.exists() and any(p.name != self.lock_path.name for p in self.path.iterdir())
         if existing and not self.config_path.exists():
             raise ConfigError(
                 f"output_dir {self.path} is not empty and holds no alseg run (no config.yaml). "
                 "Choose an empty or new directory."
             )
-        if existing and config is not None:
+        if existing and self.read_rounds():
+            self._check_identity(config, data_fingerprint)
+        if config is not None:
+            atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(self.identity_path, json.dumps({"data_fingerprint": data_fingerprint}, indent=2) + "\n")
+
+    def _check_identity(self, config: dict[str, Any] | None, data_fingerprint: str | None) -> None:
+        if config is not None:
             old = yaml.safe_load(self.config_path.read_text())
             differences = config_differences(old, config)
             if differences:
@@ -70,9 +121,15 @@ class RunDirectory:
                     f"output_dir {self.path} holds a run with a different configuration, so it cannot be resumed "
                     f"({'; '.join(differences[:5])}). Use another output_dir or the same configuration."
                 )
-        self.path.mkdir(parents=True, exist_ok=True)
-        if config is not None:
-            atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        recorded = (
+            json.loads(self.identity_path.read_text()).get("data_fingerprint") if self.identity_path.exists() else None
+        )
+        if recorded is not None and recorded != data_fingerprint:
+            raise ConfigError(
+                f"output_dir {self.path} holds a run made on other data (data fingerprint {recorded[:12]}…, now "
+                f"{str(data_fingerprint)[:12]}…): images, labels or the split changed since it started, so it cannot "
+                "be resumed. Restore the data or use another output_dir."
+            )
 
     def read_rounds(self) -> list[dict[str, Any]]:
         """Returns the completed rounds in order; a partial last line (left by a crash) is not a round."""
@@ -80,7 +137,7 @@ class RunDirectory:
             return []
         data = self.ledger_path.read_bytes()
         complete = data[: data.rfind(b"\n") + 1].decode()
-        records = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        records = [self._parse(number, line) for number, line in enumerate(complete.splitlines(), 1) if line.strip()]
         for expected, record in enumerate(records):
             if record.get("round") != expected:
                 raise ConfigError(
@@ -88,6 +145,17 @@ class RunDirectory:
                     f"expected {expected}. The ledger was edited or mixes runs."
                 )
         return records
+
+    def _parse(self, number: int, line: str) -> dict[str, Any]:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"{self.ledger_path}: line {number} is not a JSON round record ({error.msg}). The ledger was edited."
+            ) from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{self.ledger_path}: line {number} is not a JSON object. The ledger was edited.")
+        return record
 
     def resume(self) -> list[dict[str, Any]]:
         """Returns the completed rounds after cutting a partial last line off the ledger, so appends continue it.
@@ -106,7 +174,7 @@ class RunDirectory:
     def append_round(self, record: dict[str, Any]) -> None:
         """Appends one round as a single JSON line, written with one ``write`` call and flushed to disk."""
         line = (json.dumps(record, sort_keys=False) + "\n").encode()
-        fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -119,9 +187,13 @@ class RunDirectory:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename, so readers never see a partial file."""
+    """Writes ``text`` to ``path`` through a temporary file and a rename, so readers never see a partial file.
+
+    The file gets the permissions of any new file (0666 less the umask), unlike ``tempfile.mkstemp``'s 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
@@ -129,7 +201,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 from alseg.core.errors import PluginError
@@ -11,21 +11,35 @@ from alseg.core.errors import PluginError
 
 def check_selection(
     strategy_name: str,
-    selected: Sequence[str],
-    pseudo_labels: dict[str, Any] | None,
+    answer: Any,
     pool_ids: Collection[str],
     items_to_label: int,
-) -> None:
-    """Raises :class:`PluginError` naming the offending ids unless the selection is valid.
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Returns a strategy's ``(selected ids, pseudo labels)``; raises :class:`PluginError` naming what is wrong.
 
-    Valid means: a list of string ids, unique, all in the unlabelled pool, at most ``items_to_label`` of them; pseudo
-    labels (if any) are keyed by further pool ids that are not also selected.
+    Valid means: a tuple ``(ids, pseudo_labels)``; ids a list of strings, unique, all in the unlabelled pool, at most
+    ``items_to_label`` of them and at least one while the pool is not empty (a strategy that selects nothing would
+    never end a run that labels the whole pool); pseudo labels None or a dict keyed by further pool ids that are not
+    also selected.
     """
     prefix = f"Strategy {strategy_name} returned"
+    if not (isinstance(answer, tuple) and len(answer) == 2):
+        raise PluginError(
+            f"{prefix} {type(answer).__name__} {_short(answer)}; expected a tuple (ids, pseudo_labels), e.g. "
+            "(ids, None)."
+        )
+    selected, pseudo_labels = answer
     if not isinstance(selected, list | tuple) or not all(isinstance(i, str) for i in selected):
-        raise PluginError(f"{prefix} {selected!r}; expected a list of string ids.")
+        raise PluginError(f"{prefix} {_short(selected)} as ids; expected a list of string ids.")
+    if pseudo_labels is not None and not isinstance(pseudo_labels, dict):
+        raise PluginError(f"{prefix} {type(pseudo_labels).__name__} as pseudo labels; expected a dict {{id: label}}.")
     if len(selected) > items_to_label:
         raise PluginError(f"{prefix} {len(selected)} ids, but items_to_label is {items_to_label}.")
+    if not selected and not pseudo_labels and pool_ids:
+        raise PluginError(
+            f"{prefix} no ids from a pool of {len(pool_ids)} items. A query round must label at least one item; "
+            "end the run with active_learning.iterations instead."
+        )
     duplicates = sorted(i for i, n in Counter(selected).items() if n > 1)
     if duplicates:
         raise PluginError(f"{prefix} duplicate ids: {_names(duplicates)}.")
@@ -39,6 +53,12 @@ def check_selection(
             raise PluginError(
                 f"{prefix} pseudo labels for ids that are not in the pool or are also selected: {_names(bad)}."
             )
+    return list(selected), pseudo_labels
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _names(ids: list[str], limit: int = 10) -> str:

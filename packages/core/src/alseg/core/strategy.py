@@ -5,12 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from alseg.core.init_args import RecordsInitArgs
+
 if TYPE_CHECKING:
     from alseg.core.data_module import ActiveLearningDataModule
     from alseg.core.model import PytorchModel
 
 
-class QueryStrategy(ABC):
+class QueryStrategy(RecordsInitArgs, ABC):
     """Base class of query strategies: pick the pool items the oracle labels next.
 
     A strategy takes its hyper-parameters in its constructor (typed, with defaults, so that it can be built from a
