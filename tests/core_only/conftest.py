@@ -16,13 +16,14 @@ def make_pipeline(tmp_path):
         name: str = "run",
         strategy: QueryStrategy | None = None,
         data: dict[str, Any] | None = None,
+        model: dict[str, Any] | None = None,
         **options: Any,
     ) -> ActiveLearningPipeline:
         options = {"items_to_label": 3, "iterations": 2, "epochs": 1, **options}
         options.setdefault("trainer_options", {"accelerator": "cpu"})
         return ActiveLearningPipeline(
             InMemoryDataModule(**(data or {})),
-            TinySegmentationModel(),
+            TinySegmentationModel(**(model or {})),
             strategy or SeededRandomStrategy(),
             tmp_path / name,
             **options,

@@ -1,6 +1,7 @@
 """alseg-train: configuration, short names, resume, and one clear message with exit status 2 on bad input."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -132,3 +133,13 @@ def test_config_file_that_is_not_a_mapping(tmp_path, capsys):
         cli.main(["--config", str(config), "--output_dir", str(tmp_path / "run")])
     assert exit_info.value.code == 2
     assert f"Config file {config} must hold a mapping" in capsys.readouterr().err
+
+
+def test_same_seed_same_run_for_a_plugin_that_builds_its_layers_in_init(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    plugin = ["--model", "eager_plugin.EagerModel", "--strategy", "eager_plugin.MaxProbabilityStrategy"]
+    for name in ("a", "b"):
+        train(tmp_path, *plugin, "--active_learning.iterations", "1", "--seed", "3", name=name)
+    ledgers = [[json.loads(line) for line in (tmp_path / n / "rounds.jsonl").read_text().splitlines()] for n in "ab"]
+    assert ledgers[0][0]["metrics"] == ledgers[1][0]["metrics"]  # same first weights, same round-0 losses
+    assert [r["selected_ids"] for r in ledgers[0]] == [r["selected_ids"] for r in ledgers[1]]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from alseg.core import ConfigError, PluginError, QueryStrategy
+from alseg.core.ledgers import Run
 from alseg.core.run_directory import RunDirectory
 from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 
@@ -185,3 +186,59 @@ def test_bad_options_fail_before_anything_is_written(make_pipeline, tmp_path, op
 def test_trainer_options_owned_by_pipeline_are_rejected(make_pipeline):
     with pytest.raises(ConfigError, match="max_epochs"):
         make_pipeline(trainer_options={"max_epochs": 3})
+
+
+class BareList(QueryStrategy):
+    """Returns the ids alone, without the pseudo labels (a common plugin mistake)."""
+
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        return data_module.unlabeled_ids()[:2]
+
+
+def test_a_bare_list_of_ids_is_an_error_naming_the_expected_shape(make_pipeline):
+    with pytest.raises(PluginError, match=r"Strategy BareList returned list \['case_0:.*expected a tuple \(ids, "):
+        make_pipeline(strategy=BareList()).run()
+
+
+def test_an_empty_selection_from_a_non_empty_pool_is_an_error(make_pipeline, tmp_path):
+    with pytest.raises(PluginError, match="returned no ids from a pool of 20 items"):
+        make_pipeline(strategy=FixedStrategy(lambda pool: []), iterations=None).run()
+    assert len(ledger(tmp_path / "run")) == 1
+
+
+class Pseudo(SeededRandomStrategy):
+    """Selects like the random strategy and pseudo-labels two further pool items as background."""
+
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        ids, _ = super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+        rest = [i for i in sorted(data_module.unlabeled_ids()) if i not in ids][:2]
+        return ids, {i: torch.zeros(1, 16, 16, dtype=torch.long) for i in rest}
+
+
+def test_pseudo_labelled_items_are_not_charged_as_labelling_budget(make_pipeline, tmp_path):
+    make_pipeline(strategy=Pseudo(), iterations=2).run()
+    records = ledger(tmp_path / "run")
+    assert [r["num_labeled"] for r in records] == [4, 7, 10]  # oracle labels only
+    assert [r["num_pseudo_labeled"] for r in records] == [0, 2, 4]
+    assert [r["num_training_items"] for r in records] == [4, 9, 14]
+    curve = Run("pseudo", None, 0, tuple(records)).num_labeled(3)  # what the curves and AUBC use
+    assert curve.tolist() == [4, 7, 10]
+    make_pipeline(strategy=Pseudo(), iterations=2).run()  # replays oracle and pseudo labels on resume
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"strategy": SeededRandomStrategy()}, "strategy.class_path"),
+        ({"model_selection_criterion": "mean_dice"}, "active_learning.model_selection_criterion"),
+        ({"trainer_options": {"accelerator": "cpu", "gradient_clip_val": 1.0}}, "trainer.gradient_clip_val"),
+        ({"data": {"image_size": 8}}, "data.init_args.image_size"),
+        ({"model": {"learning_rate": 0.5}}, "model.init_args.learning_rate"),
+    ],
+)
+def test_a_python_api_resume_with_other_arguments_is_refused(make_pipeline, tmp_path, change, key):
+    make_pipeline(strategy=Pseudo(), iterations=1).run()
+    before = (tmp_path / "run" / "rounds.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match=f"different configuration.*{key}"):
+        make_pipeline(**{"strategy": Pseudo(), "iterations": 2, **change}).run()
+    assert (tmp_path / "run" / "rounds.jsonl").read_bytes() == before

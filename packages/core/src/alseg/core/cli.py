@@ -8,6 +8,7 @@ arguments it runs the built-in default experiment.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
-from lightning.pytorch import Trainer
+from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from alseg.core.data_module import ActiveLearningDataModule
@@ -50,6 +51,8 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
 }
 #: Defaults of the active_learning section (the pipeline's own defaults are for one quick round).
 DEFAULT_ACTIVE_LEARNING: dict[str, Any] = {"items_to_label": 16, "iterations": 4, "epochs": 10}
+#: Errors of the file system that a user fixes (permissions, a read-only or full disk): one message and exit 2.
+_USER_OS_ERRORS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def build_parser() -> ArgumentParser:
@@ -85,34 +88,50 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(error, ArgumentError):
             print("Run 'alseg-train --help' for the accepted options.", file=sys.stderr)
         sys.exit(2)
+    except OSError as error:
+        if "--debug" in args or error.errno not in _USER_OS_ERRORS:
+            raise
+        print(f"alseg-train: error: cannot write {error.filename or 'a file'}: {error.strerror}.", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(args: list[str]) -> dict[str, Any]:
     """Parses ``args``, runs the experiment and returns its summary."""
+    pipeline = build_pipeline(args)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
+        warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
+        summary = pipeline.run()
+    if pipeline.is_writer:
+        print(f"Run directory: {pipeline.run_dir.path}\nSummary: {pipeline.run_dir.summary_path}")
+    return summary
+
+
+def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
+    """Returns the pipeline that ``alseg-train args`` runs (the Python API of a configuration).
+
+    The global RNGs are seeded with the run's seed before the model, data module and strategy are built, so that
+    weights a plugin creates in its ``__init__`` are the same in every run of the configuration.
+    """
     parser = build_parser()
     cfg = parser.parse_args(resolve_short_names(args))
     data_args = cfg.data.get("init_args")
     if data_args is not None and "seed" in data_args and data_args.seed is None:
         data_args.seed = cfg.seed  # a data module's unset seed follows the run's seed
     config = _resolved_config(parser, cfg)
+    seed_everything(cfg.seed, verbose=False)
     objects = parser.instantiate(cfg)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
-        warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
-        pipeline = ActiveLearningPipeline(
-            objects.data,
-            objects.model,
-            objects.strategy,
-            output_dir=cfg.output_dir,
-            seed=cfg.seed,
-            trainer_options=_trainer_options(cfg.trainer),
-            config=config,
-            **cfg.active_learning.as_dict(),
-        )
-        summary = pipeline.run()
-    print(f"Run directory: {cfg.output_dir}\nSummary: {Path(cfg.output_dir) / 'summary.json'}")
-    return summary
+    return ActiveLearningPipeline(
+        objects.data,
+        objects.model,
+        objects.strategy,
+        output_dir=cfg.output_dir,
+        seed=cfg.seed,
+        trainer_options=_trainer_options(cfg.trainer),
+        config=config,
+        **cfg.active_learning.as_dict(),
+    )
 
 
 def resolve_short_names(args: list[str]) -> list[str]:
@@ -184,3 +203,7 @@ def _resolved_config(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
 
 def _trainer_options(trainer: Namespace) -> dict[str, Any]:
     return {key: value for key, value in trainer.as_dict().items() if value is not None}
+
+
+if __name__ == "__main__":
+    main()

@@ -33,7 +33,7 @@ class ActiveLearningPipeline:
     completed round and makes the same selections as an uninterrupted run: each round re-seeds every RNG from
     ``(seed, round)`` and starts from the weights saved by the round before. A model that creates its weights in
     ``__init__`` takes them from the global RNG there: build the objects after ``lightning.seed_everything(seed)``
-    (as ``alseg-train`` does), or their first weights differ from run to run.
+    (as ``alseg-train`` and :func:`alseg.core.cli.build_pipeline` do), or their first weights differ from run to run.
 
     The strategy sees the data module through a :class:`~alseg.core.query_view.QueryView` and runs its model on the
     Trainer's device and precision. Under a distributed run (e.g. ``trainer_options={"strategy": "ddp",
@@ -142,10 +142,15 @@ class ActiveLearningPipeline:
             ConfigError: Another process writes the run directory, or it holds a run with another configuration or
                 other data.
         """
-        if not distributed.is_rank_zero():
+        if not self.is_writer:
             return self._run(writer=False)
         with self.run_dir.lock():
             return self._run(writer=True)
+
+    @property
+    def is_writer(self) -> bool:
+        """True in the process that writes the run directory (rank 0 of a distributed run)."""
+        return distributed.is_rank_zero()
 
     def _run(self, writer: bool) -> dict[str, Any]:
         """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""

@@ -99,7 +99,9 @@ class RoundTrainer:
         if self._placement is None:
             trainer = self._trainer(None, max_epochs=1, callbacks=[])
             precision = trainer.precision_plugin
-            self._placement = Placement(trainer.strategy.root_device, precision.forward_context, precision.convert_input)
+            self._placement = Placement(
+                trainer.strategy.root_device, precision.forward_context, precision.convert_input
+            )
         return self._placement
 
     def train(

@@ -7,6 +7,8 @@ and of third-party plugins: a 2-layer convolutional model with dropout, a data m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import numpy as np
@@ -212,6 +214,14 @@ class InMemoryDataModule(ActiveLearningDataModule):
     def training_set_num_pseudo_labels(self) -> int:
         """Returns the number of pseudo-labelled training items."""
         return len(self.pseudo_labels)
+
+    def data_fingerprint(self) -> str:
+        """Returns a hash of the images, the labels and the split."""
+        digest = hashlib.blake2b(digest_size=16)
+        for tensor in (self.images, self.labels):
+            digest.update(tensor.numpy().tobytes())
+        digest.update(json.dumps([self.val_ids, self.test_ids]).encode())
+        return digest.hexdigest()
 
     def id_to_class_names(self) -> dict[int, str]:
         """Returns ``{0: "disc", 1: "core"}`` (multi-label) or ``{0: "background", 1: "disc"}``."""
