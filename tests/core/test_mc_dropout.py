@@ -4,7 +4,7 @@ from monai.networks.blocks import Convolution
 from monai.networks.nets import UNet
 from torch import nn
 
-from alseg.core.errors import PluginError
+from alseg.core.errors import ConfigError, PluginError
 from alseg.core.mc_dropout import has_dropout, mc_dropout
 
 
@@ -103,6 +103,26 @@ def test_no_dropout_raises_plugin_error_and_changes_nothing():
     ):
         pass  # pragma: no cover
     assert not any(m.training for m in model.modules())
+
+
+def test_dropout_probability_0_everywhere_raises_config_error_and_changes_nothing():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Dropout2d(0.0), nn.Sequential(nn.Dropout(0.0))).eval()
+    with (
+        pytest.raises(
+            ConfigError, match=r"dropout probability of the model Sequential must be > 0.*Got p = 0 in all 2"
+        ),
+        mc_dropout(model),
+    ):
+        pass  # pragma: no cover
+    assert not any(m.training for m in model.modules())
+
+
+def test_one_dropout_layer_with_probability_above_0_is_enough():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Dropout(0.0), nn.Dropout2d(0.5)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.inference_mode(), mc_dropout(model):
+        assert not torch.allclose(model(x), model(x))
 
 
 def test_has_dropout_finds_alpha_dropout():

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 from lightning.pytorch import seed_everything
 
 from alseg.core.inference import _shard
+from alseg.core.query_view import QueryView
 from alseg.core.testing import InMemoryDataModule, TinySegmentationModel
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.coreset import CoresetStrategy
@@ -29,7 +30,7 @@ def select(rank: int, world: int, store: str, out: str) -> None:
     model = TinySegmentationModel()
     model.bind_data(data)
     selections = {
-        type(strategy).__name__: strategy.select_items_to_label(model, data, 6, seed=3, round=1)[0]
+        type(strategy).__name__: strategy.select_items_to_label(model, QueryView(data), 6, seed=3, round=1)[0]
         for strategy in (EntropyStrategy(), BALDStrategy(mc_samples=4), CoresetStrategy(chunk_size=7))
     }
     if world > 1:  # each rank streamed only its share of the pool's batches

@@ -7,7 +7,7 @@ import torch
 from alseg.core.errors import ConfigError, PluginError
 from alseg.strategies import k_center
 from alseg.strategies.k_center import k_center_greedy
-from alseg.strategies.selection import limit_per_case, power_sample, top_k
+from alseg.strategies.selection import limit_per_case, power_sample, tie_break_order, tied_picks, top_k
 
 IDS = [f"case{i:02d}" for i in range(20)]
 
@@ -26,41 +26,88 @@ def _shuffled(scores, ids, seed):
 
 
 def test_top_k_returns_highest_first():
-    assert top_k(torch.tensor([0.1, 0.9, 0.5, 0.7]), ["a", "b", "c", "d"], 3) == ["b", "d", "c"]
+    assert top_k(torch.tensor([0.1, 0.9, 0.5, 0.7]), ["a", "b", "c", "d"], 3, seed=0) == ["b", "d", "c"]
 
 
-def test_top_k_breaks_ties_by_ascending_id_whatever_the_input_order():
+def test_top_k_breaks_ties_by_the_seed_not_by_the_alphabet():
+    scores = torch.zeros(20)  # e.g. BALD or background-excluded entropy where nothing is foreground
+    picks = {seed: top_k(scores, IDS, 5, seed=seed) for seed in range(8)}
+    assert all(top_k(scores, IDS, 5, seed=seed) == picked for seed, picked in picks.items())
+    assert len({tuple(p) for p in picks.values()}) == len(picks)
+    assert all(picked != IDS[:5] for picked in picks.values())
+    # The order among tied items is the seeded permutation of the id-sorted order.
+    assert picks[3] == [IDS[i] for i in tie_break_order(20, 3)[:5].tolist()]
+
+
+def test_top_k_ranks_higher_scores_first_and_ties_by_the_seed_whatever_the_input_order():
     scores = torch.tensor([1.0, 2.0, 2.0, 2.0, 0.5])
-    assert top_k(scores, ["e", "d", "b", "c", "a"], 2) == ["b", "c"]
-    assert top_k(scores, ["e", "c", "b", "d", "a"], 4) == ["b", "c", "d", "e"]
+    orders = set()
+    for seed in range(10):
+        best = top_k(scores, ["e", "d", "b", "c", "a"], 4, seed=seed)
+        assert set(best[:3]) == {"b", "c", "d"} and best[3] == "e"
+        assert top_k(scores, ["e", "c", "b", "d", "a"], 4, seed=seed) == best
+        orders.add(tuple(best))
+    assert len(orders) > 1
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_top_k_is_invariant_to_input_permutation(seed):
     scores = torch.tensor([3.0, 1.0, 3.0, 2.0] * 5)  # many ties
-    expected = top_k(scores, IDS, 7)
-    assert top_k(*_shuffled(scores, IDS, seed), 7) == expected
-    assert expected == ["case00", "case02", "case04", "case06", "case08", "case10", "case12"]
+    expected = top_k(scores, IDS, 7, seed=seed)
+    assert top_k(*_shuffled(scores, IDS, seed), 7, seed=seed) == expected
+    assert set(expected) < set(IDS[0::4] + IDS[2::4])  # 7 of the 10 items scoring 3
 
 
 def test_top_k_accepts_numpy_and_handles_k_bounds():
     scores = np.array([0.2, 0.1, 0.3])
-    assert top_k(scores, ["x", "y", "z"], 10) == ["z", "x", "y"]
-    assert top_k(scores, ["x", "y", "z"], 0) == []
+    assert top_k(scores, ["x", "y", "z"], 10, seed=0) == ["z", "x", "y"]
+    assert top_k(scores, ["x", "y", "z"], 0, seed=0) == []
 
 
 def test_top_k_nan_score_names_the_item():
     with pytest.raises(PluginError, match="Score of item 'y' is NaN"):
-        top_k(torch.tensor([0.1, float("nan"), 0.3]), ["x", "y", "z"], 1)
+        top_k(torch.tensor([0.1, float("nan"), 0.3]), ["x", "y", "z"], 1, seed=0)
 
 
 def test_top_k_rejects_duplicate_ids_bad_k_and_length_mismatch():
     with pytest.raises(PluginError, match="'x' occurs more than once"):
-        top_k(torch.tensor([0.1, 0.2, 0.3]), ["x", "y", "x"], 1)
+        top_k(torch.tensor([0.1, 0.2, 0.3]), ["x", "y", "x"], 1, seed=0)
     with pytest.raises(ConfigError, match=r">= 0\. Got -1"):
-        top_k(torch.tensor([0.1]), ["x"], -1)
+        top_k(torch.tensor([0.1]), ["x"], -1, seed=0)
     with pytest.raises(ValueError, match="Expected 2 scores"):
-        top_k(torch.tensor([0.1, 0.2, 0.3]), ["x", "y"], 1)
+        top_k(torch.tensor([0.1, 0.2, 0.3]), ["x", "y"], 1, seed=0)
+
+
+# --- tied_picks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scores", "selected", "expected"),
+    [
+        ([3.0, 2.0, 1.0], ["a", "b"], 0),  # the cut falls between different scores
+        ([3.0, 2.0, 2.0, 2.0, 1.0], ["a", "c"], 1),  # 1 of the 3 items scoring 2 selected
+        ([3.0, 2.0, 2.0, 2.0, 1.0], ["a", "d", "b"], 2),
+        ([3.0, 2.0, 2.0, 2.0, 1.0], ["a", "b", "c", "d"], 0),  # the whole tie group is selected
+        ([2.0, 2.0, 1.0, 1.0, 1.0], ["a", "b", "c"], 1),  # a tie above the cut decides nothing
+        ([0.0] * 5, ["e", "a"], 2),  # all scores equal: every pick was decided by the tie-break
+        ([0.0] * 5, [], 0),
+    ],
+)
+def test_tied_picks_counts_the_selected_part_of_a_tie_group_straddling_the_cut(scores, selected, expected):
+    ids = ["a", "b", "c", "d", "e"][: len(scores)]
+    assert tied_picks(torch.tensor(scores), ids, selected) == expected
+    assert tied_picks(*_shuffled(torch.tensor(scores), ids, 1), selected) == expected
+
+
+def test_tied_picks_of_top_k_is_the_tie_group_at_the_cut():
+    scores = torch.tensor([3.0, 1.0, 3.0, 2.0] * 5)  # 5 items score 2, 5 score 1
+    assert tied_picks(scores, IDS, top_k(scores, IDS, 12, seed=0)) == 2
+    assert tied_picks(scores, IDS, top_k(scores, IDS, 10, seed=0)) == 0
+
+
+def test_tied_picks_rejects_ids_it_has_no_score_for():
+    with pytest.raises(ValueError, match=r"not among the scored ids: \['z'\]"):
+        tied_picks(torch.tensor([1.0, 2.0]), ["x", "y"], ["x", "z"])
 
 
 # --- power_sample ------------------------------------------------------------------------------
@@ -94,7 +141,7 @@ def test_power_sample_puts_zero_scores_after_positive_ones():
 
 def test_power_sample_with_large_beta_equals_top_k():
     scores = _scores(seed=4) + 0.05
-    assert power_sample(scores, IDS, 6, seed=0, beta=1e4) == top_k(scores, IDS, 6)
+    assert power_sample(scores, IDS, 6, seed=0, beta=1e4) == top_k(scores, IDS, 6, seed=0)
 
 
 @pytest.mark.parametrize(("beta", "expected"), [(1.0, 0.75), (2.0, 0.9)])
@@ -179,7 +226,7 @@ def test_k_center_greedy_equals_naive_reference(chunk_size, n_labelled, monkeypa
     features = torch.randn(40, 5, generator=g) * 3 + 10  # offset: stress round-off
     labelled = torch.zeros(40, dtype=torch.bool)
     labelled[torch.randperm(40, generator=g)[:n_labelled]] = True
-    result = k_center_greedy(features, labelled, 12, chunk_size=chunk_size)
+    result = k_center_greedy(features, labelled, 12, chunk_size=chunk_size, seed=0)
     picks, radius = _naive_k_center(features, labelled, 12)
     assert result.indices == picks
     assert result.radius == pytest.approx(radius, rel=1e-5)
@@ -190,7 +237,7 @@ def test_k_center_greedy_picks_all_unlabelled_when_k_is_large_and_radius_drops_t
     features = torch.randn(10, 3, generator=torch.Generator().manual_seed(0))
     labelled = torch.zeros(10, dtype=torch.bool)
     labelled[[2, 5]] = True
-    result = k_center_greedy(features, labelled, 50, chunk_size=4)
+    result = k_center_greedy(features, labelled, 50, chunk_size=4, seed=0)
     assert sorted(result.indices) == [0, 1, 3, 4, 6, 7, 8, 9]
     assert result.radius == 0.0
 
@@ -198,34 +245,48 @@ def test_k_center_greedy_picks_all_unlabelled_when_k_is_large_and_radius_drops_t
 def test_k_center_greedy_zero_picks_reports_radius_of_labelled_set():
     features = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
     labelled = torch.tensor([True, False, False])
-    assert k_center_greedy(features, labelled, 0).radius == pytest.approx(10.0)
-    empty = k_center_greedy(features, torch.zeros(3, dtype=torch.bool), 0)
+    assert k_center_greedy(features, labelled, 0, seed=0).radius == pytest.approx(10.0)
+    empty = k_center_greedy(features, torch.zeros(3, dtype=torch.bool), 0, seed=0)
     assert empty.indices == [] and empty.radius == float("inf")
 
 
-def test_k_center_greedy_tie_rules_and_duplicates():
-    # Points 0 and 3 are equally far from the mean (0, 0): the first pick is the lower index.
-    # Exact duplicates are never picked twice and the lowest index wins among equal distances.
+def test_k_center_greedy_breaks_ties_by_the_seed_and_never_picks_a_duplicate_twice():
+    # Points 0 and 3 are equally far from the mean (0, 0); the other one is then the farthest. Points 1, 2 and 4
+    # (a duplicate of 1) tie at distance sqrt(5) from both; once 1 or 4 is picked, its duplicate is at distance 0.
     features = torch.tensor([[-2.0, 0.0], [0.0, 1.0], [0.0, -1.0], [2.0, 0.0], [0.0, 1.0]])
-    result = k_center_greedy(features, torch.zeros(5, dtype=torch.bool), 5, chunk_size=2)
-    assert result.indices[:2] == [0, 3]
-    assert sorted(result.indices) == [0, 1, 2, 3, 4]
-    assert result.indices[2] == 1  # 1 and 4 tie with 2 at distance sqrt(5); lowest index wins
+    picks = set()
+    for seed in range(12):
+        result = k_center_greedy(features, torch.zeros(5, dtype=torch.bool), 5, chunk_size=2, seed=seed)
+        assert result.indices == k_center_greedy(features, torch.zeros(5, dtype=torch.bool), 5, seed=seed).indices
+        assert set(result.indices[:2]) == {0, 3} and sorted(result.indices) == [0, 1, 2, 3, 4]
+        assert result.indices[2] in {1, 2, 4}
+        assert set(result.indices[2:4]) in ({1, 2}, {4, 2})  # the duplicate of a pick comes last
+        picks.add(tuple(result.indices))
+    assert {p[0] for p in picks} == {0, 3} and {p[2] for p in picks} == {1, 2, 4}
+
+
+def test_k_center_greedy_on_identical_embeddings_follows_the_seeded_permutation():
+    features = torch.ones(12, 3)
+    labelled = torch.zeros(12, dtype=torch.bool)
+    labelled[[0, 5]] = True
+    for seed in range(3):
+        order = [i for i in tie_break_order(12, seed).tolist() if not labelled[i]]
+        assert k_center_greedy(features, labelled, 4, chunk_size=5, seed=seed).indices == order[:4]
 
 
 def test_k_center_greedy_accepts_half_features_and_rejects_non_finite():
     features = torch.randn(30, 4, generator=torch.Generator().manual_seed(2))
     labelled = torch.zeros(30, dtype=torch.bool)
-    half = k_center_greedy(features.half(), labelled, 5)
+    half = k_center_greedy(features.half(), labelled, 5, seed=0)
     assert half.indices == _naive_k_center(features.half().float(), labelled, 5)[0]
     features[17, 2] = float("nan")
     with pytest.raises(PluginError, match="Embedding of row 17 is not finite"):
-        k_center_greedy(features, labelled, 5, chunk_size=8)
+        k_center_greedy(features, labelled, 5, chunk_size=8, seed=0)
 
 
 def test_k_center_greedy_rejects_bad_options_and_shapes():
     features = torch.zeros(4, 2)
     with pytest.raises(ConfigError, match="'chunk_size' option must be an integer >= 1"):
-        k_center_greedy(features, torch.zeros(4, dtype=torch.bool), 1, chunk_size=0)
+        k_center_greedy(features, torch.zeros(4, dtype=torch.bool), 1, chunk_size=0, seed=0)
     with pytest.raises(ValueError, match=r"labelled \(N,\)"):
-        k_center_greedy(features, torch.zeros(3, dtype=torch.bool), 1)
+        k_center_greedy(features, torch.zeros(3, dtype=torch.bool), 1, seed=0)

@@ -10,12 +10,23 @@ import pytest
 import torch
 
 from alseg.core import ConfigError, PluginError, PytorchModel
+from alseg.core.inference import Placement, placement
+from alseg.core.query_view import QueryView
 from alseg.core.registry import registered
-from alseg.core.testing import InMemoryDataModule, TinySegmentationModel, check_strategy
+from alseg.core.testing import (
+    ContractError,
+    InMemoryDataModule,
+    SeededRandomStrategy,
+    TinySegmentationModel,
+    check_strategy,
+)
+from alseg.strategies import coreset
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.coreset import CoresetStrategy
-from alseg.strategies.entropy import EntropyStrategy
+from alseg.strategies.entropy import EntropyStrategy, PowerEntropyStrategy
 from alseg.strategies.fg_random import ForegroundRandomStrategy
+from alseg.strategies.k_center import KCenterResult
+from alseg.strategies.oracle_fg import OracleForegroundStrategy
 from alseg.strategies.pool_scores import score_pool
 
 STRATEGIES = registered("strategy")
@@ -35,7 +46,7 @@ def bound(multi_label=False, model=None, **data):
 
 
 def test_all_reference_strategies_are_registered():
-    expected = {"random", "fg_random", "entropy", "bald", "coreset", "power_entropy", "power_bald"}
+    expected = {"random", "fg_random", "oracle_fg", "entropy", "bald", "coreset", "power_entropy", "power_bald"}
     assert expected <= set(STRATEGIES)
 
 
@@ -46,19 +57,81 @@ def test_conformance_kit(name, multi_label):
     check_strategy(load(STRATEGIES[name]), model, data, items_to_label=4)
 
 
-@pytest.mark.parametrize("name", ["random", "power_entropy", "power_bald"])
+class Peeking(SeededRandomStrategy):
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        next(iter(data_module.train_dataloader()))  # the labelled items, labels included
+        return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+
+
+class RecordsATensor(SeededRandomStrategy):
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        data_module.record("tied_picks", torch.tensor(0))
+        return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        (Peeking, r"\[query_surface\] Strategy Peeking used data_module.train_dataloader"),
+        (RecordsATensor, r"\[notes_json\] recorded values that are not JSON-serialisable"),
+    ],
+)
+def test_the_kit_queries_through_the_view(strategy, message):
+    model, data = bound()
+    with pytest.raises(ContractError, match=message):
+        check_strategy(strategy, model, data)
+
+
+@pytest.mark.parametrize("name", ["random", "power_entropy", "power_bald", "oracle_fg"])
 def test_seeded_strategies_change_with_the_seed(name):
     model, data = bound()
     strategy = load(STRATEGIES[name])()
-    picks = {tuple(strategy.select_items_to_label(model, data, 4, seed=s, round=1)[0]) for s in range(4)}
+    picks = {tuple(strategy.select_items_to_label(model, QueryView(data), 4, seed=s, round=1)[0]) for s in range(4)}
     assert len(picks) > 1
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_only_oracle_informed_strategies_reveal_ground_truth(name):
+    model, data = bound()
+    view = QueryView(data)
+    load(STRATEGIES[name])().select_items_to_label(model, view, 4, seed=0, round=1)
+    assert view.revealed_ids == (data.unlabeled_ids() if name == "oracle_fg" else [])
+
+
+class PredictsBackground(TinySegmentationModel):
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        probabilities = torch.zeros(len(batch["id"]), 2, 16, 16)
+        probabilities[:, 0] = 1
+        return probabilities
+
+
+def test_tied_scores_are_broken_by_the_seed_and_recorded():
+    model, data = bound(model=PredictsBackground())  # nothing predicted as foreground: every score is 0
+    first_ids = sorted(data.unlabeled_ids())[:4]
+    picks = set()
+    for seed in range(5):
+        view = QueryView(data)
+        picked, _ = EntropyStrategy(exclude_background=True).select_items_to_label(model, view, 4, seed=seed)
+        assert picked != first_ids
+        assert view.notes == {"tied_picks": 4}
+        picks.add(tuple(picked))
+    assert len(picks) == 5
+
+
+def test_tied_picks_are_zero_without_ties_and_not_recorded_by_power_sampling():
+    model, data = bound()
+    ranked, sampled = QueryView(data), QueryView(data)
+    EntropyStrategy().select_items_to_label(model, ranked, 4, seed=0)
+    PowerEntropyStrategy().select_items_to_label(model, sampled, 4, seed=0)
+    assert ranked.notes == {"tied_picks": 0}
+    assert sampled.notes == {}
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 100])
 def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
     model, data = bound(pool_batch_size=batch_size)
     strategy = EntropyStrategy(aggregation="max")
-    streamed = score_pool(model, data, strategy.item_scores)
+    streamed = score_pool(model, QueryView(data), strategy.item_scores)
     model.eval()
     pool = sorted(data.unlabeled_ids())
     images = torch.stack([data.item(i, with_label=False)["image"] for i in pool])
@@ -70,11 +143,11 @@ def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
 
 def test_entropy_ranks_by_score_and_honours_prefer_unique_cases():
     model, data = bound()
-    ranked, _ = EntropyStrategy().select_items_to_label(model, data, 5, seed=0)
-    scores = score_pool(model, data, EntropyStrategy().item_scores)
-    by_score = sorted(scores.ids, key=lambda i: (-scores.scores[scores.ids.index(i)], i))
+    ranked, _ = EntropyStrategy().select_items_to_label(model, QueryView(data), 5, seed=0)
+    scores = score_pool(model, QueryView(data), EntropyStrategy().item_scores)
+    by_score = sorted(scores.ids, key=lambda i: -scores.scores[scores.ids.index(i)])
     assert ranked == by_score[:5]
-    unique, _ = EntropyStrategy(prefer_unique_cases=1).select_items_to_label(model, data, 4, seed=0)
+    unique, _ = EntropyStrategy(prefer_unique_cases=1).select_items_to_label(model, QueryView(data), 4, seed=0)
     assert len({i.split(":")[0] for i in unique}) == 4  # 4 training cases, one slice each
 
 
@@ -98,7 +171,13 @@ class NoDropout(TinySegmentationModel):
 def test_bald_without_dropout_is_a_clear_error():
     model, data = bound(model=NoDropout())
     with pytest.raises(PluginError, match="NoDropout"):
-        BALDStrategy().select_items_to_label(model, data, 2, seed=0)
+        BALDStrategy().select_items_to_label(model, QueryView(data), 2, seed=0)
+
+
+def test_bald_with_dropout_probability_0_is_a_config_error():
+    model, data = bound(model=TinySegmentationModel(dropout=0.0))  # a dropout layer that never drops
+    with pytest.raises(ConfigError, match=r"dropout probability of the model TinySegmentationModel must be > 0"):
+        BALDStrategy().select_items_to_label(model, QueryView(data), 2, seed=0)
 
 
 class NoEmbeddings(TinySegmentationModel):
@@ -108,7 +187,42 @@ class NoEmbeddings(TinySegmentationModel):
 def test_coreset_needs_embeddings_and_says_so():
     model, data = bound(model=NoEmbeddings())
     with pytest.raises(PluginError, match=r"coreset.*NoEmbeddings.*embedding_step"):
-        CoresetStrategy().select_items_to_label(model, data, 2)
+        CoresetStrategy().select_items_to_label(model, QueryView(data), 2)
+
+
+class ConstantEmbeddings(TinySegmentationModel):
+    def embedding_step(self, batch, batch_idx):
+        return torch.ones(len(batch["id"]), 3)
+
+
+def test_coreset_breaks_ties_of_identical_embeddings_by_the_seed():
+    model, data = bound(model=ConstantEmbeddings())
+    first_ids = sorted(data.unlabeled_ids())[:3]
+    picks = {tuple(CoresetStrategy().select_items_to_label(model, QueryView(data), 3, seed=s)[0]) for s in range(4)}
+    assert len(picks) == 4 and tuple(first_ids) not in picks
+
+
+def test_coreset_runs_k_center_where_pool_inference_runs(monkeypatch):
+    """The features go to the placement's device, not to the device the model's parameters happen to be on."""
+    model, data = bound()
+    ids = sorted(data.unlabeled_ids())
+
+    def embeddings_on_the_cpu(model, data_module, loader=None, requested_by=""):
+        yield {"id": ids}, torch.randn(len(ids), 4)  # as if inference had run elsewhere and left the model here
+
+    devices = []
+
+    def spy(features, labelled, k, chunk_size, *, seed):
+        devices.append((features.device, labelled.device))
+        return KCenterResult(indices=list(range(k)), radius=0.0)
+
+    monkeypatch.setattr(coreset, "stream_embeddings", embeddings_on_the_cpu)
+    monkeypatch.setattr(coreset, "k_center_greedy", spy)
+    with placement(Placement(torch.device("meta"))):
+        picked, _ = CoresetStrategy().select_items_to_label(model, QueryView(data), 2, seed=0)
+    assert picked == ids[:2]
+    assert next(model.parameters()).device.type == "cpu"
+    assert devices == [(torch.device("meta"), torch.device("meta"))]
 
 
 class PredictsForegroundOnCase0(TinySegmentationModel):
@@ -124,11 +238,23 @@ class PredictsForegroundOnCase0(TinySegmentationModel):
 @pytest.mark.parametrize(("fraction", "expected"), [(0.5, 2), (1.0, 4), (0.0, None)])
 def test_fg_random_draws_its_fraction_from_predicted_foreground(fraction, expected):
     model, data = bound(model=PredictsForegroundOnCase0())
-    picked, _ = ForegroundRandomStrategy(foreground_fraction=fraction).select_items_to_label(model, data, 4, seed=1)
+    strategy = ForegroundRandomStrategy(foreground_fraction=fraction)
+    picked, _ = strategy.select_items_to_label(model, QueryView(data), 4, seed=1)
     from_case_0 = sum(i.startswith("case_0:") for i in picked)
     assert len(picked) == 4
     if expected is not None:
         assert from_case_0 >= expected
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.5, 2), (1.0, 4)])
+def test_oracle_fg_draws_its_fraction_from_ground_truth_foreground(fraction, expected):
+    model, data = bound(model=PredictsBackground(), slices_per_case=12)  # the predictions do not matter
+    assert sum(data.items_with_foreground(data.unlabeled_ids())) > 4  # foreground is rare, but there is enough
+    view = QueryView(data)
+    picked, _ = OracleForegroundStrategy(foreground_fraction=fraction).select_items_to_label(model, view, 4, seed=1)
+    assert len(set(picked)) == 4
+    assert sum(data.items_with_foreground(picked)) >= expected
+    assert sorted(view.revealed_ids) == sorted(data.unlabeled_ids())
 
 
 @pytest.mark.parametrize(
@@ -138,6 +264,7 @@ def test_fg_random_draws_its_fraction_from_predicted_foreground(fraction, expect
         (lambda: EntropyStrategy(power=0), "'power' option"),
         (lambda: BALDStrategy(mc_samples=1), "'mc_samples' option of BALD"),
         (lambda: ForegroundRandomStrategy(foreground_fraction=2), "'foreground_fraction'"),
+        (lambda: OracleForegroundStrategy(foreground_fraction=-0.1), "'foreground_fraction'"),
     ],
 )
 def test_bad_options(make, fragment):

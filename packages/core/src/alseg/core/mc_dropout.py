@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
-from alseg.core.errors import PluginError
+from alseg.core.errors import ConfigError, PluginError
 
 
 def _dropout_layers(module: nn.Module) -> list[_DropoutNd]:
@@ -52,6 +52,8 @@ def mc_dropout(module: nn.Module) -> Iterator[nn.Module]:
 
     Raises:
         PluginError: When ``module`` contains no dropout layer.
+        ConfigError: When every dropout layer of ``module`` has ``p == 0`` (a model configured with dropout 0): the
+            samples would be identical, as without dropout.
     """
     dropouts = _dropout_layers(module)
     if not dropouts:
@@ -60,6 +62,13 @@ def mc_dropout(module: nn.Module) -> Iterator[nn.Module]:
             "has no dropout layer (torch.nn.Dropout, Dropout1d/2d/3d, AlphaDropout, "
             "FeatureAlphaDropout), so all samples would be identical and BALD would be 0. "
             "Give the model a dropout rate > 0 or use a strategy that needs no sampling."
+        )
+    if all(layer.p == 0 for layer in dropouts):
+        raise ConfigError(
+            f"The dropout probability of the model {type(module).__name__} must be > 0 for Monte-Carlo dropout "
+            f"sampling. Got p = 0 in all {len(dropouts)} of its dropout layers, so all samples would be identical "
+            "and BALD's mutual information would be 0 everywhere. Configure the model with dropout > 0 or use a "
+            "strategy that needs no sampling."
         )
     previous = [(m, m.training) for m in module.modules()]
     try:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from alseg.core.init_args import RecordsInitArgs
 
 if TYPE_CHECKING:
-    from alseg.core.data_module import ActiveLearningDataModule
     from alseg.core.model import PytorchModel
+    from alseg.core.query_view import QueryView
 
 
 class QueryStrategy(RecordsInitArgs, ABC):
@@ -24,7 +24,7 @@ class QueryStrategy(RecordsInitArgs, ABC):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
@@ -32,8 +32,15 @@ class QueryStrategy(RecordsInitArgs, ABC):
 
         Args:
             models: The pipeline's model (a list is reserved for ensemble-aware strategies).
-            data_module: The data module; read the pool through ``data_module.unlabeled_dataloader()`` or
-                ``data_module.unlabeled_ids()``.
+            data_module: The strategy's :class:`~alseg.core.query_view.QueryView` of the data module (the name is
+                kept for compatibility; it is not the data module itself). It offers the query surface only:
+                ``unlabeled_dataloader()`` (the pool in a fixed order, items without labels), ``labeled_dataloader()``,
+                ``unlabeled_ids()``, ``unlabeled_set_size()``, ``training_set_size()``, ``id_to_class_names()``,
+                ``multi_label()``, ``num_classes()``, ``data_channels()``, ``pool_batch_size``, ``record(key, value)``
+                (adds a JSON-serialisable value to the round's ledger entry under ``strategy_notes``) and, for
+                oracle-informed baselines only, ``ground_truth_foreground(ids)`` (recorded in the ledger as
+                ``ground_truth_revealed``). Any other attribute raises :class:`~alseg.core.errors.PluginError`.
+                Tests that call a strategy directly wrap the module: ``QueryView(data_module)``.
             items_to_label: The number of items wanted; the pipeline accepts at most this many.
             **kwargs: Keyword arguments the pipeline always passes: ``seed`` (int, derived from the run's seed and
                 the round, the only source of randomness a strategy may use) and ``round`` (int, the query round,

@@ -4,9 +4,9 @@ from typing import Any
 
 import torch
 
-from alseg.core.data_module import ActiveLearningDataModule
-from alseg.core.inference import gather, stream_embeddings
+from alseg.core.inference import current_placement, gather, stream_embeddings
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 from alseg.strategies.k_center import k_center_greedy
 
@@ -15,11 +15,13 @@ class CoresetStrategy(QueryStrategy):
     """k-center greedy (Sener & Savarese, 2018) on ``embedding_step`` features of the labelled and pool items.
 
     Distances are updated in chunks (no N × N matrix). Labelled items are the initial centres; with none, the first
-    pick is the pool item farthest from the feature mean. Ties go to the lowest id.
+    pick is the pool item farthest from the feature mean. Ties (e.g. identical embeddings) are broken by a permutation
+    of the pool's ids in ascending order, seeded by the round's seed.
 
     Args:
         chunk_size: Rows per distance block.
-        device: Where to run the selection (e.g. ``cuda``); by default the model's device.
+        device: Where to run the selection (e.g. ``cuda``); by default where pool inference runs (the Trainer's
+            device in a pipeline, see :func:`alseg.core.inference.current_placement`).
     """
 
     def __init__(self, chunk_size: int = 4096, device: str | None = None) -> None:
@@ -29,8 +31,10 @@ class CoresetStrategy(QueryStrategy):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
+        *,
+        seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Returns the ``items_to_label`` pool ids picked by k-center greedy."""
@@ -40,15 +44,13 @@ class CoresetStrategy(QueryStrategy):
             self._embed(model, data_module, data_module.labeled_dataloader()) if data_module.training_set_size() else {}
         )
         pool_ids = sorted(pool)
-        device = self.device or next(model.parameters()).device
+        device = self.device or current_placement(model).device
         features = torch.stack([pool[i] for i in pool_ids] + list(labelled.values())).to(device)
         is_labelled = torch.arange(len(features), device=device) >= len(pool_ids)
-        picked = k_center_greedy(features, is_labelled, items_to_label, self.chunk_size).indices
+        picked = k_center_greedy(features, is_labelled, items_to_label, self.chunk_size, seed=seed).indices
         return [pool_ids[i] for i in picked], None
 
-    def _embed(
-        self, model: PytorchModel, data_module: ActiveLearningDataModule, loader: Any
-    ) -> dict[str, torch.Tensor]:
+    def _embed(self, model: PytorchModel, data_module: QueryView, loader: Any) -> dict[str, torch.Tensor]:
         local = {}
         for batch, embeddings in stream_embeddings(model, data_module, loader, requested_by="coreset"):
             local.update(zip(batch["id"], embeddings.cpu(), strict=True))

@@ -4,9 +4,9 @@ from typing import Any
 
 from torch import Tensor
 
-from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 from alseg.strategies.pool_scores import score_pool
 from alseg.strategies.random import random_choice
@@ -16,8 +16,9 @@ class ForegroundRandomStrategy(QueryStrategy):
     """Random sampling where a fraction of the batch comes from items predicted to contain foreground.
 
     A strong baseline in 3D active learning: foreground is rare, so uniform sampling mostly labels background. Only
-    the current model's predictions are used, never the ground truth. If fewer items are predicted to contain
-    foreground than the fraction asks for, the rest is drawn uniformly from the remaining pool.
+    the current model's predictions are used, never the ground truth (``oracle_fg`` is the same draw on the ground
+    truth). If fewer items are predicted to contain foreground than the fraction asks for, the rest is drawn uniformly
+    from the remaining pool.
 
     Args:
         foreground_fraction: Share of each batch drawn from items predicted to contain foreground, in [0, 1].
@@ -26,8 +27,7 @@ class ForegroundRandomStrategy(QueryStrategy):
     """
 
     def __init__(self, foreground_fraction: float = 0.5, threshold: float = 0.5) -> None:
-        if not 0 <= foreground_fraction <= 1:
-            raise ConfigError(f"The 'foreground_fraction' option must be in [0, 1]. Got {foreground_fraction}.")
+        check_foreground_fraction(foreground_fraction)
         self.foreground_fraction = foreground_fraction
         self.threshold = threshold
 
@@ -38,7 +38,7 @@ class ForegroundRandomStrategy(QueryStrategy):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
         *,
         seed: int = 0,
@@ -47,7 +47,28 @@ class ForegroundRandomStrategy(QueryStrategy):
         """Returns ``round(fraction · k)`` random predicted-foreground ids, then random ids from the rest."""
         pool = score_pool(models, data_module, self._has_foreground)
         foreground = [i for i, flag in zip(pool.ids, pool.scores.tolist(), strict=True) if flag > 0]
-        wanted = min(round(self.foreground_fraction * items_to_label), len(foreground))
-        picked = random_choice(foreground, wanted, seed)
-        rest = sorted(set(pool.ids) - set(picked))
-        return picked + random_choice(rest, items_to_label - len(picked), seed + 1), None
+        return draw_with_foreground(pool.ids, foreground, items_to_label, self.foreground_fraction, seed), None
+
+
+def check_foreground_fraction(fraction: float) -> None:
+    """Raises :class:`ConfigError` unless ``fraction``, the foreground share of a batch, is in [0, 1]."""
+    if not 0 <= fraction <= 1:
+        raise ConfigError(f"The 'foreground_fraction' option must be in [0, 1]. Got {fraction}.")
+
+
+def draw_with_foreground(pool_ids: list[str], foreground: list[str], k: int, fraction: float, seed: int) -> list[str]:
+    """Returns ``round(fraction · k)`` random ids of ``foreground`` (all if fewer), then random ids from the rest.
+
+    Args:
+        pool_ids: The pool's ids.
+        foreground: The pool ids that count as containing foreground.
+        k: The number of ids wanted (all of the pool if it is smaller).
+        fraction: The share of ``k`` drawn from ``foreground``, in [0, 1].
+        seed: Seed of both draws; the result does not depend on the order of either list.
+
+    Returns:
+        The foreground picks, then the others.
+    """
+    picked = random_choice(foreground, min(round(fraction * k), len(foreground)), seed)
+    rest = sorted(set(pool_ids) - set(picked))
+    return picked + random_choice(rest, k - len(picked), seed + 1)

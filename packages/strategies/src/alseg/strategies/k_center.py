@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from alseg.core.errors import ConfigError, PluginError
-from alseg.strategies.selection import check_k
+from alseg.strategies.selection import check_k, tie_break_order
 
 # Labelled centres per distance block when seeding k-center greedy with the labelled set: a block
 # holds chunk_size x 256 distances (4 MiB at the default), yet is still matrix-matrix work.
@@ -27,20 +27,23 @@ class KCenterResult:
     radius: float
 
 
-def k_center_greedy(features: Tensor, labelled: Tensor, k: int, chunk_size: int = 4096) -> KCenterResult:
+def k_center_greedy(features: Tensor, labelled: Tensor, k: int, chunk_size: int = 4096, *, seed: int) -> KCenterResult:
     """Greedy k-center core-set selection (Sener & Savarese, 2018).
 
     Repeatedly picks the point farthest (squared Euclidean, float32) from its nearest centre,
     starting from the labelled points as centres. Without labelled points, the first pick is the
-    point farthest from the feature mean. Ties go to the lowest index. Distances are updated
-    ``chunk_size`` rows at a time, never as an ``N x N`` matrix: memory is ``O(N·D + N)``.
-    Runs on the device of ``features``.
+    point farthest from the feature mean. Ties (e.g. identical embeddings) go to the row that comes
+    first in a permutation of the rows seeded by ``seed`` (:func:`~alseg.strategies.selection.tie_break_order`),
+    so pass the rows in a canonical order (e.g. by id) for a result that depends only on the items
+    and the seed. Distances are updated ``chunk_size`` rows at a time, never as an ``N x N``
+    matrix: memory is ``O(N·D + N)``. Runs on the device of ``features``.
 
     Args:
         features: Embeddings ``(N, D)``; cast to float32.
         labelled: Boolean ``(N,)``, true for points that are already centres.
         k: Number of points to pick; capped at the number of unlabelled points.
         chunk_size: Rows per distance block, ``>= 1``.
+        seed: Seed of the tie-break.
 
     Returns:
         The picked indices and the final covering radius.
@@ -63,21 +66,23 @@ def k_center_greedy(features: Tensor, labelled: Tensor, k: int, chunk_size: int 
     for start in range(0, centres.numel(), _CENTRE_BLOCK):
         _update_with_block(min_dist, x, x[centres[start : start + _CENTRE_BLOCK]], chunk_size)
     min_dist[is_centre] = -torch.inf  # never picked again; counts as 0 in the radius
+    tie_rank = torch.argsort(tie_break_order(x.shape[0], seed)).to(x.device)  # each row's place in the permutation
     picks: list[int] = []
     if centres.numel() == 0 and k > 0 and x.shape[0] > 0:
         to_mean = torch.full_like(min_dist, torch.inf)
         _update_with_centre(to_mean, x, x.mean(dim=0), chunk_size)
-        picks.append(_pick(to_mean, min_dist, x, chunk_size))
+        picks.append(_pick(to_mean, min_dist, x, chunk_size, tie_rank))
     for _ in range(min(k, int((~is_centre).sum())) - len(picks)):
-        picks.append(_pick(min_dist, min_dist, x, chunk_size))
+        picks.append(_pick(min_dist, min_dist, x, chunk_size, tie_rank))
     if not (centres.numel() or picks):
         return KCenterResult(indices=picks, radius=float("inf"))
     return KCenterResult(indices=picks, radius=float(min_dist.max().clamp_min(0.0).sqrt()))
 
 
-def _pick(priority: Tensor, min_dist: Tensor, x: Tensor, chunk_size: int) -> int:
-    """Pick the argmax of ``priority`` (first on ties) and make it a centre."""
-    index = int(torch.argmax(priority))
+def _pick(priority: Tensor, min_dist: Tensor, x: Tensor, chunk_size: int, tie_rank: Tensor) -> int:
+    """Pick the argmax of ``priority`` (on ties the lowest ``tie_rank``) and make it a centre."""
+    candidates = torch.where(priority == priority.max(), tie_rank, tie_rank.numel())
+    index = int(torch.argmin(candidates))
     _update_with_centre(min_dist, x, x[index], chunk_size)
     min_dist[index] = -torch.inf
     return index

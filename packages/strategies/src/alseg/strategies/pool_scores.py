@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import PluginError
 from alseg.core.inference import gather, stream_probabilities
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class PoolScores:
 
 def score_pool(
     models: PytorchModel | list[PytorchModel],
-    data_module: ActiveLearningDataModule,
+    data_module: QueryView,
     item_scores: Callable[[Tensor, bool], Tensor],
     mc_samples: int | None = None,
     seed: int = 0,
@@ -38,8 +38,9 @@ def score_pool(
     """Streams the pool through the model and reduces every batch to per-item scores at once.
 
     Args:
-        models: The model (or a list whose first model is used); it runs on its own device.
-        data_module: Its unlabelled pool is scored.
+        models: The model (or a list whose first model is used); it runs where
+            :func:`~alseg.core.inference.current_placement` says (the Trainer's device in a pipeline).
+        data_module: The strategy's view of the data module; its unlabelled pool is scored.
         item_scores: Maps a batch's probabilities (``[B, C, *S]``, or ``[K, B, C, *S]`` with MC samples) and the
             data module's ``multi_label()`` to scores ``[B]``.
         mc_samples: Number of MC-dropout samples, or None for one deterministic pass.
@@ -58,7 +59,10 @@ def score_pool(
     merged = gather(local)
     ids = sorted(merged)
     if not ids and data_module.unlabeled_set_size() > 0:
-        raise PluginError(f"{type(data_module).__name__}: the pool loader yielded no items.")
+        raise PluginError(
+            f"The data module's pool loader yielded no items, but unlabeled_set_size() is "
+            f"{data_module.unlabeled_set_size()}."
+        )
     return PoolScores(
         ids=ids,
         scores=torch.tensor([merged[i][0] for i in ids], dtype=torch.float64),

@@ -4,8 +4,8 @@ from typing import Any
 
 import torch
 
-from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 
 
@@ -15,7 +15,7 @@ class RandomStrategy(QueryStrategy):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
         *,
         seed: int = 0,

@@ -1,8 +1,11 @@
 """Selection of the items to label from per-item scores or embeddings: pure and seeded.
 
-Conventions: items are named by string ids; a score is higher = label first; ties are broken by
-ascending id (Python string order), so a result never depends on the order the pool was
-iterated in. Randomness comes from an explicit ``seed`` turned into one ``torch.Generator``.
+Conventions: items are named by string ids; a score is higher = label first. Ties are broken by a
+permutation of the ascending-id order (Python string order) drawn from the round's ``seed``: the
+same seed gives the same ids, another seed another order among tied items, and a result never
+depends on the order the pool was iterated in. (Breaking ties by id order would let the alphabet
+decide: the first slices of the first case, whatever the seed.) Randomness comes from an explicit
+``seed`` turned into one ``torch.Generator``.
 Errors: a bad option (``k``, ``beta``, ``max_per_case``, ``chunk_size``) is a ``ConfigError``;
 NaN or negative scores, non-finite embeddings and duplicate ids break the contract of the model
 or data module that produced them and are a ``PluginError``; mismatched lengths are a caller bug
@@ -23,13 +26,15 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def top_k(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int) -> list[str]:
-    """The ids of the ``k`` highest scores, ties broken by ascending id.
+def top_k(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int, *, seed: int) -> list[str]:
+    """The ids of the ``k`` highest scores, ties broken by a seeded permutation.
 
     Args:
         scores: One score per item ``(N,)``; higher = label first.
         ids: The ``N`` item ids, unique, in the order of ``scores``.
         k: How many to select; ``k >= N`` selects all.
+        seed: Seed of the tie-break: equal scores are ranked in the order of a random permutation of the
+            ascending-id order (see :func:`tie_break_order`).
 
     Returns:
         Up to ``k`` ids, highest score first.
@@ -37,10 +42,50 @@ def top_k(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int) -> list[str
     Raises:
         PluginError: A score is NaN, or an id is duplicated.
     """
-    values, order = _by_id(scores, ids, k)
+    check_k(k)
+    values, order = _by_id(scores, ids)
     _reject_nan(values, ids, order)
-    ranked = torch.sort(values, descending=True, stable=True).indices[:k]
+    shuffled = tie_break_order(len(order), seed)
+    ranked = shuffled[torch.sort(values[shuffled], descending=True, stable=True).indices[:k]]
     return [ids[order[i]] for i in ranked.tolist()]
+
+
+def tied_picks(scores: "Tensor | np.ndarray", ids: Sequence[str], selected: Sequence[str]) -> int:
+    """The number of selected ids that a tie-break chose over an unselected item of the same score.
+
+    For a top-k selection these are the selected members of the tie group straddling the cut: the selected ids whose
+    score equals the k-th selected score, when at least one unselected item has that score too (0 when the cut falls
+    between two different scores; ``k`` when all scores are equal and the pool is larger than ``k``). For any other
+    selection (e.g. top-k spread over cases by :func:`limit_per_case`) every selected id that shares its score with an
+    unselected one is counted. Scores are compared exactly.
+
+    Args:
+        scores: One score per item ``(N,)``.
+        ids: The ``N`` item ids, unique, in the order of ``scores``.
+        selected: The selected ids, a subset of ``ids``.
+
+    Returns:
+        The number of selected ids whose score an unselected item shares.
+
+    Raises:
+        PluginError: An id is duplicated.
+        ValueError: A selected id is not among ``ids``.
+    """
+    values, order = _by_id(scores, ids)
+    chosen = set(selected)
+    unknown = chosen - set(ids)
+    if unknown:
+        raise ValueError(f"Selected ids are not among the scored ids: {sorted(unknown)[:10]}.")
+    is_selected = torch.tensor([ids[i] in chosen for i in order], dtype=torch.bool)
+    return int(torch.isin(values[is_selected], values[~is_selected]).sum())
+
+
+def tie_break_order(n: int, seed: int) -> Tensor:
+    """The tie-break order of ``n`` items in canonical (ascending-id) order: a permutation ``(n,)`` seeded by ``seed``.
+
+    Items of equal score (or distance) rank in the order they appear in this permutation.
+    """
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
 def power_sample(
@@ -69,7 +114,8 @@ def power_sample(
     """
     if not 0.0 < beta < float("inf"):
         raise ConfigError(f"The 'beta' option must be a finite number > 0. Got {beta!r}.")
-    values, order = _by_id(scores, ids, k)
+    check_k(k)
+    values, order = _by_id(scores, ids)
     bad = torch.nonzero(~torch.isfinite(values) | (values < 0)).flatten()
     if bad.numel():
         i = int(bad[0])
@@ -96,7 +142,8 @@ def limit_per_case(
 
     Spreads a batch over cases (e.g. at most two slices per BraTS volume). If fewer than ``k``
     ids survive the limit, the batch is filled up with the skipped ids in rank order, so the
-    limit is a preference, not a cap on the batch size.
+    limit is a preference, not a cap on the batch size. It breaks no ties of its own: it keeps the
+    order of ``ranked_ids`` (whose ties :func:`top_k` or :func:`power_sample` broke with the seed).
 
     Args:
         ranked_ids: Item ids, best first.
@@ -140,9 +187,8 @@ def check_k(k: int) -> None:
         raise ConfigError(f"The number of items to select must be an integer >= 0. Got {k}.")
 
 
-def _by_id(scores: "Tensor | np.ndarray", ids: Sequence[str], k: int) -> tuple[Tensor, list[int]]:
+def _by_id(scores: "Tensor | np.ndarray", ids: Sequence[str]) -> tuple[Tensor, list[int]]:
     """Scores as float64 on CPU, permuted to ascending-id order, and that permutation."""
-    check_k(k)
     values = torch.as_tensor(scores).detach().to("cpu", torch.float64)
     if values.ndim != 1 or values.numel() != len(ids):
         raise ValueError(f"Expected {len(ids)} scores (N,), got shape {tuple(values.shape)}.")

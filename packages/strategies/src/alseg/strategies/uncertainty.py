@@ -5,13 +5,13 @@ from typing import Any
 
 from torch import Tensor
 
-from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 from alseg.strategies.pool_scores import score_pool
 from alseg.strategies.scoring import REDUCTIONS, foreground_mask, reduce_scores
-from alseg.strategies.selection import limit_per_case, power_sample, top_k
+from alseg.strategies.selection import limit_per_case, power_sample, tied_picks, top_k
 
 
 class UncertaintyStrategy(QueryStrategy):
@@ -22,8 +22,9 @@ class UncertaintyStrategy(QueryStrategy):
         top_q: The fraction for ``top_q`` aggregation, in (0, 1].
         exclude_background: Aggregate only over voxels the model predicts as foreground (argmax ≠ 0 for softmax
             outputs, any channel > 0.5 for sigmoid outputs); an item without such voxels scores 0.
-        power: None ranks by score (top-k); a value β > 0 samples items with probability ∝ score^β (stochastic
-            batch acquisition, seeded by the round's seed).
+        power: None ranks by score (top-k, equal scores in the order of a permutation seeded by the round's seed);
+            a value β > 0 samples items with probability ∝ score^β (stochastic batch acquisition, seeded by the
+            round's seed).
         prefer_unique_cases: At most this many items per volume (``case_id``) per round, when the pool allows.
     """
 
@@ -65,19 +66,28 @@ class UncertaintyStrategy(QueryStrategy):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
         *,
         seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Scores the pool and returns the ``items_to_label`` best (or power-sampled) ids."""
+        """Scores the pool and returns the ``items_to_label`` best (or power-sampled) ids.
+
+        With top-k ranking, the number of selected ids that the seeded tie-break chose over an unselected item of the
+        same score (:func:`~alseg.strategies.selection.tied_picks`; e.g. all of them when every score is 0) is
+        recorded in the round's ledger entry as ``strategy_notes.tied_picks``. Power sampling records nothing: its
+        draw, not a tie-break, decides among equal scores.
+        """
         pool = score_pool(models, data_module, self.item_scores, self.mc_samples, seed)
         count = len(pool.ids)
         if self.power is None:
-            ranked = top_k(pool.scores, pool.ids, count)
+            ranked = top_k(pool.scores, pool.ids, count, seed=seed)
         else:
             ranked = power_sample(pool.scores, pool.ids, count, seed=seed, beta=self.power)
         if self.prefer_unique_cases is not None:
             ranked = limit_per_case(ranked, pool.case_ids, items_to_label, self.prefer_unique_cases)
-        return ranked[:items_to_label], None
+        selected = ranked[:items_to_label]
+        if self.power is None:
+            data_module.record("tied_picks", tied_picks(pool.scores, pool.ids, selected))
+        return selected, None

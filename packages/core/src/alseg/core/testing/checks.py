@@ -13,6 +13,7 @@ independent instances. Usage in a plugin's tests::
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +22,10 @@ from lightning.pytorch import Trainer
 from torch.nn.modules.dropout import _DropoutNd
 
 from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.errors import PluginError
 from alseg.core.mc_dropout import has_dropout, mc_dropout
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 
 
@@ -204,6 +207,10 @@ def check_strategy(
 ) -> None:
     """Checks a strategy: at most k unique pool ids, no mutation of model or data, same seed → same ids.
 
+    The strategy is called as the pipeline calls it, with a :class:`~alseg.core.query_view.QueryView` of
+    ``data_module``: using anything beyond the query surface fails the ``query_surface`` check, and the values it
+    records for the ledger must be JSON-serialisable (``notes_json``).
+
     Args:
         strategy_factory: Returns a fresh strategy.
         model: A model bound to ``data_module`` (e.g. after ``model.bind_data(data_module)``).
@@ -214,7 +221,9 @@ def check_strategy(
     pool_ids = data_module.unlabeled_ids()
     state = copy.deepcopy(model.state_dict())
     modes = [m.training for m in model.modules()]
-    first, _ = strategy_factory().select_items_to_label(model, data_module, items_to_label, seed=7, round=1)
+    strategy = strategy_factory()
+    view = _KitView(data_module, type(strategy).__name__)
+    first, _ = strategy.select_items_to_label(model, view, items_to_label, seed=7, round=1)
     _require(
         isinstance(first, list),
         "returns_list",
@@ -236,8 +245,24 @@ def check_strategy(
     after = model.state_dict()
     unchanged = all(torch.equal(state[k], after[k]) for k in state)
     _require(unchanged, "no_model_mutation", "the strategy changed the model's weights or buffers")
-    second, _ = strategy_factory().select_items_to_label(model, data_module, items_to_label, seed=7, round=1)
+    _require(
+        not _raises(lambda: json.dumps(view.notes)),
+        "notes_json",
+        f"recorded values that are not JSON-serialisable: {view.notes!r}",
+    )
+    again = _KitView(data_module, type(strategy).__name__)
+    second, _ = strategy_factory().select_items_to_label(model, again, items_to_label, seed=7, round=1)
     _require(second == first, "deterministic", f"same seed gave {first} then {second}")
+
+
+class _KitView(QueryView):
+    """The pipeline's view of a data module; a strategy reaching beyond it fails the ``query_surface`` check."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except PluginError as error:
+            raise ContractError(f"[query_surface] {error}") from None
 
 
 def _raises(action: Callable[[], Any]) -> bool:

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.model import PytorchModel
+from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 
 
@@ -255,7 +256,7 @@ class SeededRandomStrategy(QueryStrategy):
     def select_items_to_label(
         self,
         models: PytorchModel | list[PytorchModel],
-        data_module: ActiveLearningDataModule,
+        data_module: QueryView,
         items_to_label: int,
         *,
         seed: int = 0,
