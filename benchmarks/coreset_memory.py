@@ -81,7 +81,7 @@ def main() -> None:
     labelled[: args.labelled] = True
 
     def chunked(x: torch.Tensor, mask: torch.Tensor) -> list[int]:
-        return k_center_greedy(x, mask, args.k, chunk_size=args.chunk_size).indices
+        return k_center_greedy(x, mask, args.k, chunk_size=args.chunk_size, seed=0).indices
 
     warm = torch.ones(64, dtype=torch.bool)  # first calls page in code and lazy library state
     (

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 
 from alseg.core.inference import stream_probabilities
+from alseg.core.query_view import QueryView
 from alseg.datasets.brats import BraTSDataModule
 from alseg.models.unet import UNet
 from alseg.strategies.bald import BALDStrategy
@@ -35,7 +36,7 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def bare_passes(model: UNet, data: BraTSDataModule, passes: int) -> None:
+def bare_passes(model: UNet, data: QueryView, passes: int) -> None:
     """Runs ``passes`` forward passes over every pool batch, discarding the probabilities."""
     for _batch, probabilities in stream_probabilities(model, data, mc_samples=passes if passes > 1 else None):
         del probabilities
@@ -55,12 +56,13 @@ def main() -> None:
         data.setup()
         model = UNet()
         model.bind_data(data)
+        view = QueryView(data)
         pool = data.unlabeled_set_size()
-        forward = median_seconds(lambda: bare_passes(model, data, 1), args.repeats)
-        entropy = median_seconds(lambda: EntropyStrategy().select_items_to_label(model, data, 16), args.repeats)
-        forward_t = median_seconds(lambda: bare_passes(model, data, args.samples), args.repeats)
+        forward = median_seconds(lambda: bare_passes(model, view, 1), args.repeats)
+        entropy = median_seconds(lambda: EntropyStrategy().select_items_to_label(model, view, 16), args.repeats)
+        forward_t = median_seconds(lambda: bare_passes(model, view, args.samples), args.repeats)
         bald = BALDStrategy(mc_samples=args.samples)
-        bald_s = median_seconds(lambda: bald.select_items_to_label(model, data, 16), args.repeats)
+        bald_s = median_seconds(lambda: bald.select_items_to_label(model, view, 16), args.repeats)
     print(f"pool: {pool} slices, threads: {torch.get_num_threads()}")
     print(f"bare pass {forward:.3f} s, entropy {entropy:.3f} s, ratio {entropy / forward:.3f} (target <= 1.10)")
     print(

@@ -72,12 +72,7 @@ def test_strategy_end_to_end(tmp_path, brats_dir, strategy, dim):
     assert ("tied_picks" in records[-1]["strategy_notes"]) == top_k_ranked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/cli.py: jsonargparse keeps the default experiment's entropy init_args (power: null) when --strategy "
-    "switches the class, so power_entropy and power_bald run as entropy and bald",
-)
 @pytest.mark.parametrize("name", ["power_entropy", "power_bald"])
 def test_power_short_names_sample_by_power(name):
-    cfg = cli.build_parser().parse_args(cli.resolve_short_names(["--strategy", name]))
+    _, cfg = cli.parse_args(["--strategy", name])
     assert cfg.strategy.init_args.power == 1.0

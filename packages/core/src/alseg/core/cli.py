@@ -71,7 +71,6 @@ def build_parser() -> ArgumentParser:
         parser.add_subclass_arguments(base, section, required=True, help=f"The {SECTIONS[section][1]}.")
     parser.add_class_arguments(ActiveLearningPipeline, "active_learning", skip=_PIPELINE_OWN, instantiate=False)
     parser.add_class_arguments(Trainer, "trainer", skip=set(OWNED_TRAINER_OPTIONS), instantiate=False)
-    parser.set_defaults(_default_experiment())
     parser.set_defaults({f"active_learning.{key}": value for key, value in DEFAULT_ACTIVE_LEARNING.items()})
     return parser
 
@@ -114,8 +113,7 @@ def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
     The global RNGs are seeded with the run's seed before the model, data module and strategy are built, so that
     weights a plugin creates in its ``__init__`` are the same in every run of the configuration.
     """
-    parser = build_parser()
-    cfg = parser.parse_args(resolve_short_names(args))
+    parser, cfg = parse_args(args)
     data_args = cfg.data.get("init_args")
     if data_args is not None and "seed" in data_args and data_args.seed is None:
         data_args.seed = cfg.seed  # a data module's unset seed follows the run's seed
@@ -132,6 +130,35 @@ def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
         config=config,
         **cfg.active_learning.as_dict(),
     )
+
+
+def parse_args(args: list[str]) -> tuple[ArgumentParser, Namespace]:
+    """Parses ``alseg-train`` arguments; the default experiment fills the model, data and strategy they leave out.
+
+    The default experiment's classes are added as arguments, not as parser defaults: jsonargparse would carry a
+    default class's arguments over to the class given on the command line (``power: null`` of ``entropy`` into
+    ``power_bald``).
+    """
+    parser = build_parser()
+    resolved = resolve_short_names(args)
+    return parser, parser.parse_args([*_default_sections(resolved), *resolved])
+
+
+def _default_sections(resolved: list[str]) -> list[str]:
+    """Returns ``--section class_path`` of the default experiment for every section ``resolved`` does not give."""
+    given = set()
+    for index, arg in enumerate(resolved):
+        flag = arg.partition("=")[0]
+        given |= {s for s in SECTIONS if flag in (f"--{s}", f"--{s}.class_path")}
+        if flag == "--config" and index + 1 < len(resolved):
+            content = yaml.safe_load(resolved[index + 1])
+            if isinstance(content, dict):
+                given |= {
+                    s for s in SECTIONS if isinstance(content.get(s), str) or "class_path" in (content.get(s) or {})
+                }
+    return [
+        arg for section, path in _default_experiment().items() if section not in given for arg in (f"--{section}", path)
+    ]
 
 
 def resolve_short_names(args: list[str]) -> list[str]:
@@ -184,10 +211,10 @@ def _resolved_config_file(path: Path) -> str:
     return yaml.safe_dump(content, sort_keys=False)
 
 
-def _default_experiment() -> dict[str, Any]:
-    """Returns the parser defaults of the default experiment's sections whose short names are registered."""
+def _default_experiment() -> dict[str, str]:
+    """Returns the class paths of the default experiment's sections whose short names are registered."""
     return {
-        section: {**value, "class_path": registered(section)[value["class_path"]]}
+        section: registered(section)[value["class_path"]]
         for section, value in DEFAULT_EXPERIMENT.items()
         if value["class_path"] in registered(section)
     }
