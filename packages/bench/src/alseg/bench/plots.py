@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from alseg.core.bench_summary import GroupSummary
+from alseg.bench.summary import GroupSummary
 
 
 def plot_learning_curves(groups: list[GroupSummary], metric: str, reference: str) -> Figure:
@@ -15,7 +15,7 @@ def plot_learning_curves(groups: list[GroupSummary], metric: str, reference: str
     labelled. The figure is not attached to pyplot (no global state); save it with ``figure.savefig``.
 
     Args:
-        groups: The benchmark's groups (see :func:`alseg.core.bench_summary.summarise`), one panel each.
+        groups: The benchmark's groups (see :func:`alseg.bench.summary.summarise`), one panel each.
         metric: The metric's name (y axis label).
         reference: The reference strategy's label.
 

@@ -6,7 +6,7 @@ Usage::
 
 Reads the ledgers ``BENCH_DIR/<strategy>[/<override>]/seed_<s>/rounds.jsonl`` and writes into ``BENCH_DIR``:
 ``learning_curves.png``, ``report.md`` and ``report.html`` (the same content) and ``results.csv`` (one row per
-strategy, override, seed and round). The statistics are those of :mod:`alseg.core.bench_summary`; the report states
+strategy, override, seed and round). The statistics are those of :mod:`alseg.bench.summary`; the report states
 their definitions.
 """
 
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from alseg.core.bench_summary import ArmSummary, GroupSummary, summarise
-from alseg.core.curves import MIN_SEEDS_FOR_TEST, PairedComparison
+from alseg.bench.curves import MIN_SEEDS_FOR_TEST, PairedComparison
+from alseg.bench.ledgers import check_metric, load_runs, read_failures, result_rows
+from alseg.bench.plots import plot_learning_curves
+from alseg.bench.summary import ArmSummary, GroupSummary, summarise
 from alseg.core.errors import AlsegError, ConfigError
-from alseg.core.ledgers import check_metric, load_runs, read_failures, result_rows
-from alseg.core.plots import plot_learning_curves
 from alseg.core.run_directory import atomic_write_text
 
 DEFAULT_METRIC = "val/mean_dice"

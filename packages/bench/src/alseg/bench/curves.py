@@ -1,6 +1,6 @@
 """Statistics of learning curves: area under the budget curve, mean ± std over seeds, paired comparisons.
 
-Pure functions of arrays; reading ledgers and writing reports live in :mod:`alseg.core.report`.
+Pure functions of arrays; ledgers are read by :mod:`alseg.bench.ledgers`, reports written by :mod:`alseg.bench.report`.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from typing import Any
 import submitit
 from submitit.helpers import as_completed as jobs_as_completed
 
+from alseg.bench.grid import Cell
 from alseg.core import cli
 from alseg.core.errors import ConfigError
-from alseg.core.grid import Cell
 
 #: SLURM time limit per cell (minutes) unless ``timeout_min`` is given; submitit's own default is 5 minutes.
 DEFAULT_TIMEOUT_MIN = 24 * 60

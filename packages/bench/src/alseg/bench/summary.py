@@ -14,8 +14,8 @@ from itertools import groupby
 
 import numpy as np
 
-from alseg.core.curves import Curve, PairedComparison, aubc, mean_curve, mean_std, paired_comparison
-from alseg.core.ledgers import Run
+from alseg.bench.curves import Curve, PairedComparison, aubc, mean_curve, mean_std, paired_comparison
+from alseg.bench.ledgers import Run
 
 PHASES = ("query", "train", "validate")
 
@@ -29,7 +29,7 @@ class ArmSummary:
         seeds: The seeds, in the order of the per-seed arrays.
         curve: The mean curve over the group's common rounds.
         final: Metric after the last common round, ``[S]``.
-        aubc: Normalised area under the budget curve (:func:`alseg.core.curves.aubc`) per seed, ``[S]``.
+        aubc: Normalised area under the budget curve (:func:`alseg.bench.curves.aubc`) per seed, ``[S]``.
         final_vs_reference: Paired comparison of ``final`` with the reference (seeds both ran), or None.
         aubc_vs_reference: Paired comparison of ``aubc`` with the reference, or None.
         foreground_share: Selected items with foreground / selected items per seed, ``[S]``, or None where the data

@@ -6,7 +6,7 @@ Usage::
                 [--jobs N] [--executor local|slurm] [--slurm KEY=VALUE …] [--metric val/mean_dice]
                 [--reference random] [--no-report]
 
-The grid format is described in :mod:`alseg.core.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
+The grid format is described in :mod:`alseg.bench.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
 file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark folder holds::
 
     bench.yaml                          the base config and the grid; a different one is refused
@@ -37,11 +37,11 @@ from typing import Any
 import submitit
 import yaml
 
-from alseg.core import report
+from alseg.bench import report
+from alseg.bench.executors import CellOutcome, run_local, run_submitit, slurm_executor
+from alseg.bench.grid import GRID_OWNED, Cell, expand, parse_grid, validate_cells
+from alseg.bench.ledgers import STATUS_FILE
 from alseg.core.errors import AlsegError, ConfigError
-from alseg.core.executors import CellOutcome, run_local, run_submitit, slurm_executor
-from alseg.core.grid import GRID_OWNED, Cell, expand, parse_grid, validate_cells
-from alseg.core.ledgers import STATUS_FILE
 from alseg.core.run_directory import RunDirectory, atomic_write_text, config_differences
 
 RECORD = "bench.yaml"

@@ -7,10 +7,10 @@ import matplotlib
 import numpy as np
 import pytest
 
-from alseg.core import report
-from alseg.core.bench_summary import summarise
-from alseg.core.ledgers import load_runs
-from alseg.core.plots import plot_learning_curves
+from alseg.bench import report
+from alseg.bench.ledgers import load_runs
+from alseg.bench.plots import plot_learning_curves
+from alseg.bench.summary import summarise
 
 matplotlib.use("Agg")
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alseg.core import bench
-from alseg.core.bench_summary import summarise
+from alseg.bench import cli
+from alseg.bench.executors import run_local, slurm_executor
+from alseg.bench.grid import expand, parse_grid
+from alseg.bench.ledgers import load_runs
+from alseg.bench.plots import plot_learning_curves
+from alseg.bench.summary import summarise
 from alseg.core.errors import ConfigError
-from alseg.core.executors import run_local, slurm_executor
-from alseg.core.grid import expand, parse_grid
-from alseg.core.ledgers import load_runs
-from alseg.core.plots import plot_learning_curves
 
 RANDOM = "alseg.core.testing.SeededRandomStrategy"
 BASE = {
@@ -49,7 +49,7 @@ def inputs(folder, base=None, grid=None):
 def run_bench(bench_dir, args, *extra):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = bench.run([str(bench_dir), *args, *extra])
+        status = cli.run([str(bench_dir), *args, *extra])
     return status, out.getvalue()
 
 
@@ -131,7 +131,7 @@ def test_a_folder_of_another_benchmark_is_refused(copy, capsys):
     bench_dir, args = copy
     files = sorted(p.relative_to(bench_dir) for p in bench_dir.rglob("*"))
     with pytest.raises(SystemExit) as exit_info:
-        bench.main([str(bench_dir), *args, "--seeds", "3"])
+        cli.main([str(bench_dir), *args, "--seeds", "3"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "another base config or grid (grid.seeds: [0, 1] in the existing run, [0, 1, 2] now)" in err
@@ -156,7 +156,7 @@ def test_a_folder_of_another_benchmark_is_refused(copy, capsys):
 def test_bad_input_exits_2_before_anything_starts(tmp_path, capsys, change, fragments):
     args = inputs(tmp_path / "inputs", **change)
     with pytest.raises(SystemExit) as exit_info:
-        bench.main([str(tmp_path / "bench"), *args])
+        cli.main([str(tmp_path / "bench"), *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("alseg-bench: error:") and "Traceback" not in err
@@ -204,17 +204,17 @@ def test_parallel_local_processes_give_the_same_runs(failed_once, tmp_path):
 
 def test_slurm_path_runs_the_cells_through_submitit_debug_executor(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench, "slurm_executor", functools.partial(slurm_executor, cluster="debug"))
+    monkeypatch.setattr(cli, "slurm_executor", functools.partial(slurm_executor, cluster="debug"))
     args = [*inputs(Path("inputs")), "--strategies", RANDOM, "--seeds", "1", "--executor", "slurm", "--no-report"]
     for bad, message in [("slurm_partitionz=gpu", "Invalid SLURM option"), ("gpu", "--slurm takes KEY=VALUE")]:
         with pytest.raises(SystemExit):
-            bench.main(["bench", *args, "--slurm", bad])
+            cli.main(["bench", *args, "--slurm", bad])
         assert message in capsys.readouterr().err and not Path("bench").exists()
     status, out = run_bench(Path("bench"), args, "--slurm", "slurm_partition=gpu", "--slurm", "timeout_min=30")
     assert status == 0 and "Submitted 1 cells" in out and "[1/1] SeededRandomStrategy/seed_0: finished" in out
     assert len(ledger(Path("bench"), "SeededRandomStrategy/seed_0").splitlines()) == 2
     assert any(Path("bench/slurm").iterdir())  # submitit's pickles and logs
-    assert bench._slurm_options(["gpus_per_node=1", "slurm_partition=gpu"]) == {
+    assert cli._slurm_options(["gpus_per_node=1", "slurm_partition=gpu"]) == {
         "gpus_per_node": 1,
         "slurm_partition": "gpu",
     }

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from alseg.core.curves import MIN_SEEDS_FOR_TEST, aubc, mean_curve, mean_std, paired_comparison
+from alseg.bench.curves import MIN_SEEDS_FOR_TEST, aubc, mean_curve, mean_std, paired_comparison
 
 
 def test_aubc_is_the_trapezoid_area_over_the_budget_span():

@@ -41,7 +41,7 @@ GRID = {
 
 
 def bench(tmp_path, env):
-    command = "import sys; from alseg.core.bench import main; main()"
+    command = "import sys; from alseg.bench.cli import main; main()"
     args = ["bench", "--config", "base.yaml", "--grid", "grid.yaml", "--metric", "val/mean_dice", "--no-report"]
     return subprocess.run([sys.executable, "-c", command, *args], cwd=tmp_path, env=env, capture_output=True, text=True)
 
