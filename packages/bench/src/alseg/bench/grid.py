@@ -146,10 +146,9 @@ def validate_cells(cells: list[Cell], base_config: Path) -> None:
     Raises:
         ConfigError: The first cell whose arguments do not validate, with the parser's message.
     """
-    parser = cli.build_parser()
     for cell in cells:
         try:
-            parser.parse_args(cli.resolve_short_names(cell.train_args(base_config)))
+            cli.parse_args(cell.train_args(base_config))
         except (ArgumentError, ConfigError) as error:
             raise ConfigError(f"Cell {cell.name} does not validate: {error}") from error
 
