@@ -172,3 +172,66 @@ def test_linear_schedule_validation(kwargs, pattern):
         LinearSchedule(**kwargs)
     with pytest.raises(ConfigError, match="round index"):
         LinearSchedule()(-1)
+
+
+_BATCH_OPTIONS = [
+    ("dice", {}),
+    ("dice", {"include_background": False, "jaccard": True, "smooth_nr": 0.5}),
+    ("dice", {"squared_pred": True, "weight": [1.0, 2.0, 0.5]}),
+    ("generalized_dice", {}),
+    ("generalized_dice", {"w_type": "simple", "include_background": False, "smooth_dr": 0.1}),
+]
+
+
+def _with_empty_class(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    logits, target = batch  # class 2 absent from the batch: the infinite generalized-dice class weight case
+    return logits, torch.where(target == 2, 0, target)
+
+
+@pytest.mark.parametrize(("name", "params"), _BATCH_OPTIONS)
+def test_batch_dice_equals_monai_batch_dice(name, params):
+    logits, target = _single_label_batch()
+    logits = torch.cat([logits, logits[:1].flip(-1)])  # B=4 != C=3: one value per class is not one per item
+    target = torch.cat([target, target[:1]])
+    cls = {"dice": DiceLoss, "generalized_dice": GeneralizedDiceLoss}[name]
+    for lg, tg in ((logits, target), _with_empty_class((logits, target))):
+        expected = cls(softmax=True, to_onehot_y=True, batch=True, **params)(lg, tg)
+        torch.testing.assert_close(build_loss(name, False, batch=True, **params)(lg, tg), expected)
+        assert not torch.isclose(build_loss(name, False, **params)(lg, tg), expected)  # batch dice differs
+    multi_logits, multi_target = _multi_label_batch()
+    multi_params = {k: v for k, v in params.items() if k != "weight"}
+    expected = cls(sigmoid=True, batch=True, **multi_params)(multi_logits, multi_target.float())
+    torch.testing.assert_close(build_loss(name, True, batch=True, **multi_params)(multi_logits, multi_target), expected)
+    dice_ce = build_loss("dice_ce", False, batch=True, lambda_ce=0.5)(logits, target)
+    torch.testing.assert_close(
+        dice_ce, DiceCELoss(softmax=True, to_onehot_y=True, batch=True, lambda_ce=0.5)(logits, target)
+    )
+
+
+@pytest.mark.parametrize("name", ["dice", "dice_ce", "generalized_dice"])
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_batch_dice_weights_count_items_as_copies(name, multi_label):
+    logits, target = _multi_label_batch() if multi_label else _with_empty_class(_single_label_batch())
+    loss = build_loss(name, multi_label, batch=True)
+    # weight 0 removes an item, weight 2 counts it twice: the item weights scale its voxels' share of the sums
+    torch.testing.assert_close(
+        loss(logits, target, torch.tensor([1.0, 0.0, 1.0])), loss(logits[[0, 2]], target[[0, 2]])
+    )
+    twice = loss(logits[[0, 1, 1, 2]], target[[0, 1, 1, 2]])
+    torch.testing.assert_close(loss(logits, target, torch.tensor([1.0, 2.0, 1.0])), twice)
+    torch.testing.assert_close(loss(logits, target, torch.ones(3)), loss(logits, target))
+    free = logits.clone().requires_grad_(True)
+    value = loss(free, target, torch.zeros(3))
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.equal(free.grad, torch.zeros_like(free))
+
+
+def test_batch_dice_has_no_per_item_value_and_rejects_what_it_cannot_weigh():
+    logits, target = _single_label_batch()
+    with pytest.raises(DataError, match=r"'batch: true'.*no per-item loss"):
+        build_loss("dice_ce", False, batch=True).per_item(logits, target)
+    with pytest.raises(ConfigError, match="'dice' with 'batch: true' does not accept the parameter 'ignore_index'"):
+        build_loss("dice", False, batch=True, ignore_index=0)
+    with pytest.raises(ConfigError, match="'focal' does not accept the parameter 'batch'"):
+        build_loss("focal", False, batch=True)

@@ -285,3 +285,64 @@ def test_accumulator_errors():
 def test_accumulator_config_errors(kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):
         VolumeMetricAccumulator(**kwargs)
+
+
+def _slice_batch(cases, items):
+    """Arguments of ``update`` for the slices ``items`` [(case, index)] of ``cases`` {case: (probs, labels)}."""
+    return (
+        torch.stack([cases[c][0][..., k] for c, k in items]),
+        torch.stack([cases[c][1][..., k] for c, k in items]),
+        [c for c, _ in items],
+        [k for _, k in items],
+        [(1.0, 1.0, 3.0)] * len(items),
+    )
+
+
+def test_merge_of_rank_shares_with_padding_duplicates_equals_one_accumulator():
+    names = {0: "background", 1: "edema", 2: "tumour"}
+    cases = {"A": _case(5), "B": _case(6), "C": _case(7)}
+    items = [(case, k) for case in cases for k in range(5)]  # 15 slices: rank 1 repeats the first one
+    shares = [items[0::2], [*items[1::2], items[0]]]
+    ranks = [VolumeMetricAccumulator(names, multi_label=False) for _ in shares]
+    for accumulator, share in zip(ranks, shares, strict=True):
+        accumulator.update(*_slice_batch(cases, share))
+    single = VolumeMetricAccumulator(names, multi_label=False)
+    single.update(*_slice_batch(cases, items))
+    expected = single.compute()
+    assert ranks[0].compute() != expected  # a rank alone sees parts of every case
+    ranks[0].merge([r.state() for r in ranks])
+    assert ranks[0].compute() == expected
+
+    volumes = [VolumeMetricAccumulator(names, multi_label=False) for _ in range(3)]
+    for accumulator, share in zip(volumes, (["A", "C"], ["B", "A"], ["C"]), strict=True):
+        for case in share:
+            accumulator.update(cases[case][0][None], cases[case][1][None], [case])
+    volumes[2].merge([v.state() for v in volumes])
+    single.reset()
+    for case in ("B", "C", "A"):
+        single.update(cases[case][0][None], cases[case][1][None], [case])
+    assert volumes[2].compute() == single.compute() != {}
+
+
+def test_merge_rejects_conflicting_states():
+    names = {0: "bg", 1: "fg"}
+    probs, labels = _case(8, c=2, shape=(4, 4))
+    first, second = (VolumeMetricAccumulator(names, multi_label=False) for _ in range(2))
+    first.update(probs[None], labels[None], ["A"], [0], [(1.0, 1.0, 2.0)])
+    second.update(1 - probs[None], labels[None], ["A"], [0], [(1.0, 1.0, 2.0)])
+    with pytest.raises(DataError, match="Case A: slice 0 was added to the metrics twice with different predictions"):
+        first.merge([first.state(), second.state()])
+    second.reset()
+    second.update(probs[None], labels[None], ["A"], [1], [(1.0, 1.0, 3.0)])
+    with pytest.raises(DataError, match="different spacings"):
+        first.merge([first.state(), second.state()])
+    second.reset()
+    second.update(probs[None], labels[None], ["A"])
+    with pytest.raises(DataError, match=r"Case A was added to the metrics twice \(as a volume and as slices\)"):
+        first.merge([first.state(), second.state()])
+    second.reset()
+    second.update(1 - probs[None], labels[None], ["B"])
+    volumes = VolumeMetricAccumulator(names, multi_label=False)
+    volumes.update(probs[None], labels[None], ["B"])
+    with pytest.raises(DataError, match="Case B was added to the metrics twice with different"):
+        volumes.merge([volumes.state(), second.state()])

@@ -15,6 +15,14 @@ passed to the underlying class:
 
 Per-item losses are computed with ``reduction="none"`` and averaged over all non-batch dimensions,
 so with equal weights the result equals the MONAI/torch loss with ``reduction="mean"``.
+
+``batch: true`` (``dice``, ``generalized_dice`` and the Dice term of ``dice_ce``) computes the Dice over the whole
+batch as one volume, as nnU-Net's batch Dice: MONAI then sums the intersection and the volumes over the items too, so
+there is no per-item loss to weigh. alseg computes this term itself as a proper generalisation to item weights: each
+item's voxels count in the per-class sums with the item's weight, as if an item of weight k were k copies of it.
+Weight 0 leaves an item out, equal weights of 1 give MONAI's value, and pseudo-labelled items count less, as they do
+in the per-item losses. (Rejecting weights instead would only fail mid-run, at the first batch holding a
+pseudo-labelled item.) MONAI's ``ignore_index`` is not available with ``batch: true``.
 """
 
 import inspect
@@ -23,6 +31,8 @@ from typing import Any
 
 import torch
 from monai.losses import DiceLoss, FocalLoss, GeneralizedDiceLoss
+from monai.losses.utils import compute_tp_fp_fn
+from monai.networks.utils import one_hot
 from torch import Tensor, nn
 
 from alseg.core.errors import ConfigError, DataError
@@ -57,6 +67,7 @@ LOSS_NAMES: tuple[str, ...] = tuple(sorted([*_SPECS, "dice_ce"]))
 _RESERVED = {"reduction", "softmax", "sigmoid", "other_act", "to_onehot_y", "use_softmax"}
 _RESERVED |= {"size_average", "reduce"}
 _TENSOR_PARAMS = {"weight", "pos_weight"}  # torch wants tensors; configs give lists
+_NOT_IN_BATCH = {"ignore_index"}  # MONAI options that alseg's weighted batch Dice does not implement
 
 
 def _build_term(
@@ -68,13 +79,16 @@ def _build_term(
 ) -> nn.Module:
     """Instantiate the ``kind`` term of loss ``name``; the caller consumes the ``extra`` names."""
     cls, fixed = _SPECS[kind][multi_label]
-    accepted = (set(inspect.signature(cls).parameters) - _RESERVED) | extra
+    names = set(inspect.signature(cls).parameters)
+    batch = "batch" in names and bool(params.get("batch", False))
+    accepted = (names - _RESERVED - (_NOT_IN_BATCH if batch else set())) | extra
     for key in sorted(params):
         if key not in accepted:
             hint = "it is set by alseg from multi_label" if key in _RESERVED else "unknown name"
+            hint = "alseg's batch Dice does not implement it" if batch and key in _NOT_IN_BATCH else hint
+            subject = f"Loss '{name}' with 'batch: true'" if batch else f"Loss '{name}'"
             raise ConfigError(
-                f"Loss '{name}' does not accept the parameter '{key}' ({hint}). "
-                f"Accepted: {', '.join(sorted(accepted))}."
+                f"{subject} does not accept the parameter '{key}' ({hint}). Accepted: {', '.join(sorted(accepted))}."
             )
     try:
         kwargs = {
@@ -82,13 +96,80 @@ def _build_term(
             for k, v in params.items()
             if k not in extra
         }
-        return cls(reduction="none", **fixed, **kwargs)
+        loss = cls(reduction="none", **fixed, **kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Invalid parameters {params} for loss '{name}': {error}") from error
+    return _BatchDice(loss, multi_label) if batch else _ItemMean(loss)
+
+
+class _ItemMean(nn.Module):
+    """A loss averaged per item, then over the batch with item weights."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def per_item(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Losses ``[B]`` of logits ``[B, C, *spatial]`` and a prepared target."""
+        return self.loss(logits, target).flatten(1).mean(1)
+
+    def forward(self, logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+        """``sum(w * l) / sum(w)`` over the items; 0 (with zero gradient) when all weights ``[B]`` are 0."""
+        total = weights.sum()
+        # All-zero weights: divide 0 by 1 rather than 0 by 0, so neither value nor gradient is NaN.
+        return (weights * self.per_item(logits, target)).sum() / torch.where(total > 0, total, torch.ones_like(total))
+
+
+class _BatchDice(nn.Module):
+    """MONAI's ``DiceLoss`` or ``GeneralizedDiceLoss`` with ``batch=True``, generalised to item weights.
+
+    The per-class sums over the batch (intersection, predicted and true volume) count every item's voxels with the
+    item's weight. Reads its options from the MONAI loss it wraps, whose own forward is not used.
+    """
+
+    def __init__(self, loss: DiceLoss | GeneralizedDiceLoss, multi_label: bool) -> None:
+        super().__init__()
+        self.loss = loss
+        self.multi_label = multi_label
+
+    def forward(self, logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+        """Weighted batch Dice loss of logits ``[B, C, *spatial]``, a prepared target and weights ``[B]``.
+
+        Returns:
+            Scalar loss; 0 (with zero gradient) when all weights are 0.
+        """
+        loss = self.loss
+        if self.multi_label:
+            probabilities = torch.sigmoid(logits)
+        else:
+            probabilities, target = torch.softmax(logits, 1), one_hot(target, logits.shape[1])
+        if not loss.include_background and logits.shape[1] > 1:
+            probabilities, target = probabilities[:, 1:], target[:, 1:]
+        axes = list(range(2, logits.ndim))
+        order = 2 if isinstance(loss, DiceLoss) and loss.squared_pred else 1
+        # Per item and class [B, C], then summed over the items with their weights: [C].
+        tp, fp, fn = (
+            weights @ s.to(weights) for s in compute_tp_fp_fn(probabilities, target, axes, order, loss.soft_label)
+        )
+        jaccard = isinstance(loss, DiceLoss) and loss.jaccard
+        denominator = 2 * tp + (2 if jaccard else 1) * (fp + fn)
+        if isinstance(loss, DiceLoss):
+            per_class = 1 - (2 * tp + loss.smooth_nr) / (denominator + loss.smooth_dr)
+            if loss.class_weight is not None and per_class.numel() > 1:
+                per_class = per_class * loss.class_weight.to(per_class)
+            value = per_class.mean()
+        else:
+            class_weight = loss.w_func((weights @ target.sum(axes).to(weights)).float())
+            infinite = torch.isinf(class_weight)  # classes absent from the batch get the largest finite weight
+            class_weight = torch.where(infinite, 0, class_weight)
+            class_weight = class_weight + infinite * class_weight.max()
+            numerator = 2 * (tp * class_weight).sum() + loss.smooth_nr
+            value = 1 - numerator / ((denominator * class_weight).sum() + loss.smooth_dr)
+        return torch.where(weights.sum() > 0, value, torch.zeros_like(value))
 
 
 class SegmentationLoss(nn.Module):
-    """Weighted sum of loss terms, averaged per item and then over the batch with item weights."""
+    """Weighted sum of loss terms, each a weighted mean over the items or a weighted batch Dice."""
 
     def __init__(self, terms: list[tuple[float, nn.Module]], multi_label: bool) -> None:
         super().__init__()
@@ -126,15 +207,18 @@ class SegmentationLoss(nn.Module):
 
         Returns:
             Losses ``[B]``.
+
+        Raises:
+            DataError: The loss has a batch Dice term, which has no per-item value.
         """
+        if any(isinstance(term, _BatchDice) for term in self.terms):
+            raise DataError("A loss with 'batch: true' has no per-item loss: its Dice is computed over the batch.")
         target = self._prepare_target(logits, target)
-        losses = [
-            lam * term(logits, target).flatten(1).mean(1) for lam, term in zip(self.lambdas, self.terms, strict=True)
-        ]
+        losses = [lam * term.per_item(logits, target) for lam, term in zip(self.lambdas, self.terms, strict=True)]
         return torch.stack(losses).sum(0)
 
     def forward(self, logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
-        """Weighted mean of the per-item losses.
+        """Weighted loss of a batch.
 
         Args:
             logits: Raw network outputs ``[B, C, *spatial]``.
@@ -143,17 +227,18 @@ class SegmentationLoss(nn.Module):
                 pseudo-labelled items); None weighs all items equally.
 
         Returns:
-            Scalar loss ``sum(w * l) / sum(w)``; 0 (with zero gradient) when all weights are 0.
+            Scalar loss: per-item terms give ``sum(w * l) / sum(w)``, batch Dice terms their weighted batch
+            value (module docstring); 0 (with zero gradient) when all weights are 0.
         """
-        losses = self.per_item(logits, target)
+        target = self._prepare_target(logits, target)
+        batch_size = logits.shape[0]
         if weights is None:
-            return losses.mean()
-        if weights.shape != losses.shape:
-            raise DataError(f"Loss weights must have shape [B] = {tuple(losses.shape)}. Got {tuple(weights.shape)}.")
-        weights = weights.to(losses)
-        total = weights.sum()
-        # All-zero weights: divide 0 by 1 rather than 0 by 0, so neither value nor gradient is NaN.
-        return (weights * losses).sum() / torch.where(total > 0, total, torch.ones_like(total))
+            weights = torch.ones(batch_size, device=logits.device)
+        elif weights.shape != (batch_size,):
+            raise DataError(f"Loss weights must have shape [B] = ({batch_size},). Got {tuple(weights.shape)}.")
+        weights = weights.to(device=logits.device, dtype=torch.float32)
+        terms = [lam * term(logits, target, weights) for lam, term in zip(self.lambdas, self.terms, strict=True)]
+        return torch.stack(terms).sum()
 
 
 def build_loss(name: str, multi_label: bool, **params: Any) -> SegmentationLoss:

@@ -1,10 +1,17 @@
 """Accumulates per-volume segmentation metrics over batches, gathering 2D slices by case.
 
 See :mod:`alseg.core.metrics` for the metrics and their empty-set conventions.
+
+Distributed runs: each rank accumulates its share of the items; the ranks exchange their :meth:`state
+<VolumeMetricAccumulator.state>` (e.g. with :func:`alseg.core.distributed.all_gather_objects`) and each
+:meth:`merges <VolumeMetricAccumulator.merge>` all of them, so that :meth:`compute <VolumeMetricAccumulator.compute>`
+gives every rank the value of a single process that saw every item once. Averaging per-rank means instead is wrong
+when ranks hold different cases (or parts of one case's slices). This module does no communication itself.
 """
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,14 +41,69 @@ def _check_config(
     return levels
 
 
-def _pack(masks: Tensor) -> tuple[np.ndarray, tuple[int, ...]]:
+_Masks = tuple[bytes, tuple[int, ...]]  # bit-packed boolean masks and their shape
+
+
+def _pack(masks: Tensor) -> _Masks:
     # numpy, because torch has no bit packing: 8x less memory than bool for waiting slices.
-    return np.packbits(masks.numpy()), tuple(masks.shape)
+    return np.packbits(masks.numpy()).tobytes(), tuple(masks.shape)
 
 
-def _unpack(packed: tuple[np.ndarray, tuple[int, ...]]) -> Tensor:
+def _unpack(packed: _Masks) -> Tensor:
     bits, shape = packed
-    return torch.from_numpy(np.unpackbits(bits, count=math.prod(shape)).reshape(shape).view(bool))
+    array = np.unpackbits(np.frombuffer(bits, np.uint8), count=math.prod(shape))
+    return torch.from_numpy(array.reshape(shape).view(bool))
+
+
+@dataclass
+class AccumulatorState:
+    """What an accumulator holds per case; picklable, so that ranks can exchange it (see ``merge``).
+
+    Attributes:
+        volumes: Metric values of every 3D case, measured when it was added.
+        slices: Bit-packed masks ``[T * C + C, H, W]`` (predictions per threshold, then the ground truth) of every
+            2D slice, by case and slice index.
+        spacing: Voxel spacing (or None) of every case.
+    """
+
+    volumes: dict[str, dict[str, float]] = field(default_factory=dict)
+    slices: dict[str, dict[int, _Masks]] = field(default_factory=dict)
+    spacing: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
+
+    def add(
+        self,
+        case: str,
+        index: int | None,
+        entry: dict[str, float] | _Masks,
+        spacing: tuple[float, ...] | None,
+        drop_identical: bool,
+    ) -> None:
+        """Add a volume's metric values (``index`` None) or a slice's masks.
+
+        Args:
+            case: Case id.
+            index: Slice index, or None for a volume.
+            entry: The volume's metric values or the slice's packed masks.
+            spacing: The case's voxel spacing.
+            drop_identical: Drop an entry equal to the one already held (e.g. a padding duplicate of
+                ``DistributedSampler`` measured on another rank) instead of raising.
+
+        Raises:
+            DataError: A case as a volume and as slices, slices with different spacings, or a second entry of a
+                volume or slice (with different contents if ``drop_identical``).
+        """
+        if case in (self.slices if index is None else self.volumes):
+            raise DataError(f"Case {case} was added to the metrics twice (as a volume and as slices).")
+        if self.spacing.get(case, spacing) != spacing:
+            raise DataError(f"Case {case}: slices with different spacings {self.spacing[case]}, {spacing}.")
+        entries: dict = self.volumes if index is None else self.slices.setdefault(case, {})
+        key = case if index is None else index
+        if key in entries and not (drop_identical and entries[key] == entry):
+            what = f"Case {case}" if index is None else f"Case {case}: slice {index}"
+            differing = " with different predictions or labels" if drop_identical else ""
+            raise DataError(f"{what} was added to the metrics twice{differing}.")
+        entries[key] = entry
+        self.spacing[case] = spacing
 
 
 class VolumeMetricAccumulator:
@@ -87,9 +149,31 @@ class VolumeMetricAccumulator:
 
     def reset(self) -> None:
         """Forget every case."""
-        self._volumes: dict[str, dict[str, float]] = {}
-        self._slices: dict[str, dict[int, tuple[np.ndarray, tuple[int, ...]]]] = {}
-        self._spacing: dict[str, tuple[float, ...] | None] = {}
+        self._state = AccumulatorState()
+
+    def state(self) -> AccumulatorState:
+        """Returns the cases added so far (the accumulator's own state, not a copy: do not modify it)."""
+        return self._state
+
+    def merge(self, states: Sequence[AccumulatorState]) -> None:
+        """Replace the cases by the union of several accumulators' states, e.g. one per rank of a distributed run.
+
+        A volume or slice found in several states with identical contents is counted once: a padding duplicate of
+        ``DistributedSampler``, which repeats items on other ranks. (Within one state a duplicate was already
+        rejected by :meth:`update`.)
+
+        Raises:
+            DataError: The states hold a volume or slice with different contents, a case as a volume and as
+                slices, or a case with different spacings.
+        """
+        merged = AccumulatorState()
+        for state in states:
+            for case, values in state.volumes.items():
+                merged.add(case, None, values, state.spacing[case], drop_identical=True)
+            for case, slices in state.slices.items():
+                for index, masks in slices.items():
+                    merged.add(case, index, masks, state.spacing[case], drop_identical=True)
+        self._state = merged
 
     def update(
         self,
@@ -123,32 +207,11 @@ class VolumeMetricAccumulator:
             pred = torch.stack(masks).cpu()
             target = labels_to_masks(labels[i], num_classes, self.multi_label).cpu()
             item_spacing = None if spacing is None or spacing[i] is None else tuple(map(float, spacing[i]))
-            self._add(
-                case,
-                None if slice_indices is None else int(slice_indices[i]),
-                pred,
-                target,
-                item_spacing,
-            )
-
-    def _add(
-        self,
-        case: str,
-        index: int | None,
-        pred: Tensor,
-        target: Tensor,
-        spacing: tuple[float, ...] | None,
-    ) -> None:
-        if case in self._volumes or (index is None and case in self._slices):
-            raise DataError(f"Case {case} was added to the metrics twice (as a volume or as slices).")
-        if self._spacing.setdefault(case, spacing) != spacing:
-            raise DataError(f"Case {case}: slices with different spacings {self._spacing[case]}, {spacing}.")
-        if index is None:
-            self._volumes[case] = self._case_values(pred, target, spacing)
-        elif index in self._slices.setdefault(case, {}):
-            raise DataError(f"Case {case}: slice {index} was added to the metrics twice.")
-        else:
-            self._slices[case][index] = _pack(torch.cat([pred.flatten(0, 1), target]))
+            if slice_indices is None:
+                index, entry = None, self._case_values(pred, target, item_spacing)
+            else:
+                index, entry = int(slice_indices[i]), _pack(torch.cat([pred.flatten(0, 1), target]))
+            self._state.add(case, index, entry, item_spacing, drop_identical=False)
 
     def _case_values(self, preds: Tensor, target: Tensor, spacing: tuple[float, ...] | None) -> dict[str, float]:
         """Metrics of one case: ``preds`` ``[T, C, *spatial]``, ``target`` ``[C, *spatial]``."""
@@ -163,15 +226,19 @@ class VolumeMetricAccumulator:
                 values[f"mean_{metric}{suffix}"] = float(per_class.mean())
         return values
 
+    def _slices_values(self, case: str) -> dict[str, float]:
+        """Metrics of the volume of a case's slices."""
+        slices = self._state.slices[case]
+        num_classes = len(self.class_names)
+        volume = torch.stack([_unpack(slices[k]) for k in sorted(slices)], dim=-1)
+        pred = volume[:-num_classes].unflatten(0, (len(self.thresholds), num_classes))
+        return self._case_values(pred, volume[-num_classes:], self._state.spacing[case])
+
     def compute(self) -> dict[str, float]:
         """Mean over cases of every metric; an empty dict when nothing was added."""
-        cases = dict(self._volumes)
-        num_classes = len(self.class_names)
-        for case, slices in self._slices.items():
-            volume = torch.stack([_unpack(slices[k]) for k in sorted(slices)], dim=-1)
-            pred = volume[:-num_classes].unflatten(0, (len(self.thresholds), num_classes))
-            cases[case] = self._case_values(pred, volume[-num_classes:], self._spacing[case])
-        if len({frozenset(v) for v in cases.values()}) > 1:
+        volumes = self._state.volumes
+        cases = [volumes[c] if c in volumes else self._slices_values(c) for c in self._state.spacing]
+        if len({frozenset(v) for v in cases}) > 1:
             raise DataError("Some cases of the metrics have a voxel spacing and others not; give all or none.")
-        keys = next(iter(cases.values()), {})
-        return {key: sum(v[key] for v in cases.values()) / len(cases) for key in keys}
+        keys = next(iter(cases), {})
+        return {key: sum(v[key] for v in cases) / len(cases) for key in keys}

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch.optim.lr_scheduler import LRScheduler
 
+from alseg.core.distributed import all_gather_objects
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.init_args import RecordsInitArgs
 from alseg.core.losses import LOSS_NAMES, LinearSchedule, SegmentationLoss, build_loss
@@ -95,6 +96,7 @@ class PytorchModel(RecordsInitArgs, LightningModule, ABC):
         self.class_names: dict[int, str] = {}
         self.loss_function: SegmentationLoss | None = None
         self._metrics: dict[str, VolumeMetricAccumulator] = {}
+        self._losses: dict[str, tuple[float, int]] = {}  # stage -> (sum of batch loss * batch size, items)
 
     # ----------------------------------------------------------------------------------------------- extension points
     @abstractmethod
@@ -145,8 +147,15 @@ class PytorchModel(RecordsInitArgs, LightningModule, ABC):
         return loss
 
     def evaluate(self, stage: str, logits: torch.Tensor, batch: dict[str, Any]) -> None:
-        """Logs ``<stage>/loss`` of a ``val`` or ``test`` batch and adds its probabilities to the stage's metrics."""
-        self.log(f"{stage}/loss", self.compute_loss(logits, batch), batch_size=len(batch["id"]))
+        """Adds the loss and probabilities of a ``val`` or ``test`` batch to the stage's epoch.
+
+        At the end of the epoch ``<stage>/loss`` is logged as the mean of the batch losses weighted by batch size,
+        over the batches of all ranks (so every rank logs the value of a single process); see :meth:`update_metrics`
+        for the metrics.
+        """
+        items = len(batch["id"])
+        total, count = self._losses.get(stage, (0.0, 0))
+        self._losses[stage] = (total + self.compute_loss(logits, batch).item() * items, count + items)
         self.update_metrics(stage, self.probabilities(logits), batch)
 
     def _item_weights(self, batch: dict[str, Any]) -> torch.Tensor | None:
@@ -183,13 +192,26 @@ class PytorchModel(RecordsInitArgs, LightningModule, ABC):
         self._log_metrics("test")
 
     def _log_metrics(self, stage: str) -> None:
+        """Logs the stage's loss and metrics over the items of all ranks; a collective call under DDP.
+
+        Every rank gathers all ranks' sufficient statistics (per-case metric state, loss sum and item count) and logs
+        the same, single-process values. Lightning's ``sync_dist`` would average per-rank means of the metrics, and
+        its batch-size-weighted mean of the loss averages the summed batch sizes over ranks in an integer tensor,
+        which truncates unless the item count is a multiple of the world size.
+        """
         accumulator = self._metrics.get(stage)
         if accumulator is None:
             return
+        shares = all_gather_objects((accumulator.state(), self._losses.pop(stage, (0.0, 0))))
+        accumulator.merge([state for state, _ in shares])
         values = accumulator.compute()
         accumulator.reset()
+        losses = [loss for _, loss in shares]
+        count = sum(items for _, items in losses)
+        if count:
+            values["loss"] = sum(total for total, _ in losses) / count
         if values:
-            self.log_dict({f"{stage}/{key}": value for key, value in values.items()}, sync_dist=True)
+            self.log_dict({f"{stage}/{key}": value for key, value in values.items()}, sync_dist=False)
 
     def bind_data(self, data_module: ActiveLearningDataModule) -> None:
         """Sizes the model from a data module and builds its layers (calls :meth:`configure_model`)."""
