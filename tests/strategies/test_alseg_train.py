@@ -67,7 +67,7 @@ def test_strategy_end_to_end(tmp_path, brats_dir, strategy, dim):
     assert len(selected) == (1 if dim == 3 else 2)
     assert all((":" in i) == (dim == 2) for i in selected)  # slice ids in 2D, volume ids in 3D
     assert (records[-1]["ground_truth_revealed"] > 0) == (strategy == "oracle_fg")  # only the oracle reads labels
-    options = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["strategy"]["init_args"]
+    options = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["strategy"].get("init_args", {})
     top_k_ranked = "aggregation" in options and options["power"] is None  # score-based, not power sampling
     assert ("tied_picks" in records[-1]["strategy_notes"]) == top_k_ranked
 
