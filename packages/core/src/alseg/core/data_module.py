@@ -136,6 +136,13 @@ class ActiveLearningDataModule(LightningDataModule, ABC):
         """Returns how many training items carry pseudo labels; override when ``label_items`` accepts them."""
         return 0
 
+    def data_fingerprint(self) -> str | None:
+        """Returns a hash of the data the run depends on (images, labels, split), or None if unknown.
+
+        The pipeline records it when a run starts and refuses to resume a run whose data changed since.
+        """
+        return None
+
     def items_with_foreground(self, ids: list[str]) -> list[bool] | None:
         """For analysis only: whether each item's ground truth contains foreground, or None if unknown.
 
