@@ -132,7 +132,9 @@ def read_case(case: Case, label_scheme: LabelScheme | None, affine_tolerance: fl
     if with_label:
         raw = nib.orientations.apply_orientation(labels[case.label.name][0], orientation)
         label = np.ascontiguousarray(label_scheme.convert(raw, case.case_id, case.label.name))
-    new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, image.shape[1:])
+    # inv_ornt_aff takes the shape *before* reorientation (flips are about the original axes).
+    original_shape = next(iter(images.values()))[0].shape
+    new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, original_shape)
     spacing = tuple(float(size) for size in nib.affines.voxel_sizes(new_affine))
     return CaseVolume(case.case_id, image, label, new_affine, spacing)
 
