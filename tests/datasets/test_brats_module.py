@@ -63,6 +63,10 @@ def test_multilabel_regions_match_multiclass_classes(make):
         expected = torch.stack([necrotic | enhancing, necrotic | edema | enhancing, enhancing]).to(torch.uint8)
         assert torch.equal(region_item["label"], expected)
     assert any(item["label"].any() for item in _items(regions))
+    binary = make(label_mode="binary")
+    assert binary.id_to_class_names() == {0: "background", 1: "foreground"} and not binary.multi_label()
+    for binary_item, region_item in zip(_items(binary.val_dataloader().dataset), _items(regions), strict=True):
+        assert torch.equal(binary_item["label"], region_item["label"][1:2].to(torch.int64))  # WT = every label
 
 
 def test_pool_never_yields_labels(make):

@@ -90,3 +90,14 @@ def test_bad_input_surfaces_data_errors(msd6_dir, tmp_path):
     (msd6_dir / "imagesTr" / "BRATS_004.nii.gz").unlink()
     with pytest.raises(DataError, match=r"Case BRATS_004: .*imagesTr/BRATS_004\.nii\.gz"):
         setup(msd6_dir)
+
+
+def test_binary_label_mode_merges_foreground(make):
+    classes = make().val_dataloader().dataset
+    binary = make(label_mode="binary")
+    assert not binary.multi_label() and binary.id_to_class_names() == {0: "background", 1: "foreground"}
+    for binary_item, class_item in zip(_items(binary.val_dataloader().dataset), _items(classes), strict=True):
+        assert torch.equal(binary_item["label"], (class_item["label"] > 0).to(torch.int64))
+    assert any(item["label"].any() for item in _items(classes))
+    with pytest.raises(ConfigError, match="needs the label mode 'multilabel'"):
+        make(label_mode="binary", regions=MSD_BRAIN_TUMOUR_REGIONS)
