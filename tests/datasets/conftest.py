@@ -48,3 +48,22 @@ def brats6_dir(tmp_path: Path) -> Path:
 def msd6_dir(tmp_path: Path) -> Path:
     """A Decathlon task of six 4D training cases of 16 x 16 x 8 and two unlabelled test cases."""
     return write_decathlon(tmp_path / "msd6", n_cases=6, shape=SMALL, tumour_fraction=1.0, n_test=2)
+
+
+TIMEPOINTS = {"00000": 3, "00001": 2, "00002": 1, "00003": 2, "00004": 1}
+"""Patient number → timepoints of the ``brats2023_timepoints_dir`` fixture."""
+
+
+@pytest.fixture
+def brats2023_timepoints_dir(tmp_path: Path) -> Path:
+    """BraTS 2023 cases ``BraTS-GLI-XXXXX-YYY`` of five patients with one to three timepoints ``YYY`` each."""
+    names = [f"BraTS-GLI-{patient}-{t:03d}" for patient, n in TIMEPOINTS.items() for t in range(n)]
+    folder = write_brats(tmp_path / "brats2023", n_cases=len(names), shape=TINY, tumour_fraction=1.0, release="2023")
+    for index, name in enumerate(names):
+        generated = f"BraTS-GLI-{index:05d}-000"
+        for path in (folder / generated).iterdir():
+            path.rename(path.with_name(path.name.replace(generated, name)))
+        (folder / generated).rename(folder / f".{name}")  # hidden first: a new name may be a later case's old one
+    for name in names:
+        (folder / f".{name}").rename(folder / name)
+    return folder

@@ -185,6 +185,21 @@ def test_split_is_by_case(make):
         make(val_cases=["BraTS2021_00099"])
 
 
+@pytest.mark.parametrize("split_seed", range(4))
+def test_2023_split_keeps_the_timepoints_of_a_patient_together(brats2023_timepoints_dir, tmp_path, split_seed):
+    module = BraTSDataModule(
+        data_dir=str(brats2023_timepoints_dir), cache_dir=str(tmp_path / "cache"), split_seed=split_seed
+    )
+    module.setup()
+    patient = {case.case_id: case.patient_id for case in module.source().cases}
+    split = module.split
+    assert len(split.train) + len(split.val) + len(split.test) == len(patient) == 9
+    patients = [{patient[case] for case in cases} for cases in (split.train, split.val, split.test)]
+    assert len(patients[1]) == len(patients[2]) == 1  # round(0.2 x 5 patients)
+    for group, cases in zip(patients, (split.train, split.val, split.test), strict=True):
+        assert set(cases) == {case for case in patient if patient[case] in group}
+
+
 def test_skip_empty_slices_uses_the_image(make):
     skipped, everything = make(initial_training_set_size=0), make(skip_empty_slices=False, initial_training_set_size=0)
     assert len(everything.unlabeled_ids()) == 4 * 8 > len(skipped.unlabeled_ids())

@@ -59,7 +59,8 @@ class VolumeDataModule(ActiveLearningDataModule):
     items are then memory-mapped reads, so later epochs and rounds never decompress NIfTI. The
     cache root is ``cache_dir``, else ``$ALSEG_CACHE``, else ``~/.cache/alseg``.
 
-    Cases are split by case (see :func:`~alseg.datasets.splits.split_cases`). The items of the
+    Cases are split by patient (see :func:`~alseg.datasets.splits.split_cases`): the timepoints of one
+    BraTS 2023 patient share a split; fractions count patients. The items of the
     training cases form the pool, from which ``initial_training_set_size`` items are labelled at
     the start by a seeded random choice that does not look at labels. Items are described in
     :mod:`alseg.datasets.item_datasets`: slice ids ``"<case_id>:<slice_index>"`` along ``axis``,
@@ -73,10 +74,10 @@ class VolumeDataModule(ActiveLearningDataModule):
         patch_size: Training patch size ``(X, Y, Z)`` for ``dim=3``.
         foreground_patch_probability: ``dim=3``: probability that a training patch is centred on
             foreground (0.33, as in nnU-Net).
-        val_fraction: Fraction of cases for validation, unless ``val_cases`` lists them.
-        test_fraction: Fraction of cases for testing, unless ``test_cases`` lists them.
-        val_cases: Case ids for validation.
-        test_cases: Case ids for testing.
+        val_fraction: Fraction of patients for validation, unless ``val_cases`` lists cases.
+        test_fraction: Fraction of patients for testing, unless ``test_cases`` lists cases.
+        val_cases: Case ids for validation (every case of each patient named).
+        test_cases: Case ids for testing (every case of each patient named).
         split_seed: Seed of the case split (kept apart from ``seed`` so that runs with different
             seeds share one test set).
         initial_training_set_size: Items labelled at the start; default 16 slices (``dim=2``) or
@@ -159,7 +160,8 @@ class VolumeDataModule(ActiveLearningDataModule):
         metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases)}
         scheme = source.label_scheme
         reader = ItemReader(cache, metas, self.axis, scheme.class_names, scheme.multilabel)
-        split = split_cases(sorted(metas), **self.split_options)
+        patients = {case.case_id: case.patient_id for case in source.cases}
+        split = split_cases(sorted(metas), **self.split_options, patients=patients)
         ids = {
             name: item_ids([metas[c] for c in cases], self.dim, self.axis, self.skip_empty_slices)
             for name, cases in (("train", split.train), ("val", split.val), ("test", split.test))
