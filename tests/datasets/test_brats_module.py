@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -9,6 +10,7 @@ from alseg.core import ActiveLearningPipeline
 from alseg.core.errors import ConfigError, DataError, PluginError
 from alseg.core.testing import SeededRandomStrategy, TinySegmentationModel, check_data_module
 from alseg.datasets.brats import BraTSDataModule
+from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.items import parse_item_id, read_item_label
 from alseg.datasets.volume_data_module import cache_root
 
@@ -256,3 +258,30 @@ def test_short_pipeline_run(make, tmp_path):
     assert "test/loss" in summary["test_metrics"]
     last = json.loads((tmp_path / "run" / "rounds.jsonl").read_text().splitlines()[-1])
     assert last["selected_with_foreground"] == sum(module.items_with_foreground(last["selected_ids"]))
+
+
+def test_data_fingerprint_follows_content_split_and_normalization(make, brats6_dir, tmp_path, replace_keeping_mtime):
+    first, second = make(), make()
+    fingerprint = first.data_fingerprint()
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+    assert second.data_fingerprint() == fingerprint and second.volume_cache.decodes == 0
+    assert make(seed=3).data_fingerprint() == fingerprint  # the initial set is the run's, not the data's
+    assert make(normalization="ct").data_fingerprint() != fingerprint
+    assert make(split_seed=5).data_fingerprint() != fingerprint
+    assert make(label_mode="multiclass").data_fingerprint() != fingerprint
+    moved = tmp_path / "moved"
+    shutil.copytree(brats6_dir, moved)
+    assert make(data_dir=str(moved)).data_fingerprint() == fingerprint  # content, not location
+    cases = discover_brats(brats6_dir)
+    replace_keeping_mtime(cases[0].label, cases[1].label)
+    changed = make()
+    assert changed.data_fingerprint() != fingerprint and changed.volume_cache.decodes == 1
+
+
+def test_normalization_change_decodes_nothing(make):
+    assert make().volume_cache.decodes == 6
+    module = make(normalization="ct")
+    assert module.volume_cache.decodes == 0
+    assert module._prepared().sets.reader.normalizer.schemes == ("ct",) * 4
+    with pytest.raises(ConfigError, match=r"'normalization' .* Got 'zscore'"):
+        BraTSDataModule(normalization="zscore")

@@ -11,7 +11,7 @@ from alseg.datasets.cases import Case, ImageSource
 from alseg.datasets.labels import brats_label_scheme, decathlon_label_scheme
 from alseg.datasets.msd_layout import discover_decathlon, read_dataset_json
 from alseg.datasets.synthetic import write_brats
-from alseg.datasets.volumes import normalise_image, read_case
+from alseg.datasets.volumes import read_case
 
 SCHEME = brats_label_scheme("2021", "multiclass")
 
@@ -122,20 +122,6 @@ def test_3d_file_where_4d_expected(msd_dir, rewrite_nifti):
     rewrite_nifti(case.images["FLAIR"].path, data=np.ones((8, 8, 6), np.float32))
     with pytest.raises(DataError, match=r"Case BRATS_001: file BRATS_001\.nii\.gz should hold a 4D image"):
         read_case(case, None)
-
-
-def test_normalise_is_zscore_over_nonzero_voxels_per_channel():
-    rng = np.random.default_rng(0)
-    image = np.zeros((2, 6, 6, 4), np.float32)
-    image[0, 1:5, 1:5, 1:3] = rng.uniform(100, 200, (4, 4, 2))
-    image[1, 2:4, 2:4, :] = rng.uniform(1, 3, (2, 2, 4))
-    normalised = normalise_image(image)
-    assert normalised.dtype == np.float32
-    for channel in range(2):
-        brain = image[channel] != 0
-        values = image[channel][brain]
-        np.testing.assert_allclose(normalised[channel][brain], (values - values.mean()) / values.std(), rtol=1e-4)
-        assert (normalised[channel][~brain] == 0).all()
 
 
 def _permuted(columns, signs, shape):
