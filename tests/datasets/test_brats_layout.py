@@ -111,3 +111,18 @@ def test_stray_files_and_hidden_folders_are_ignored(brats_dir):
     (brats_dir / "name_mapping.csv").write_text("a,b\n")
     (brats_dir / ".ipynb_checkpoints").mkdir()
     assert len(discover_brats(Path(brats_dir))) == 3
+
+
+def test_2023_cases_are_timepoints_of_patients(brats2023_timepoints_dir):
+    cases = discover_brats(brats2023_timepoints_dir)
+    assert [(c.case_id, c.patient_id) for c in cases][:4] == [
+        ("BraTS-GLI-00000-000", "BraTS-GLI-00000"),
+        ("BraTS-GLI-00000-001", "BraTS-GLI-00000"),
+        ("BraTS-GLI-00000-002", "BraTS-GLI-00000"),
+        ("BraTS-GLI-00001-000", "BraTS-GLI-00001"),
+    ]
+    assert all(c.images["flair"].path.name == f"{c.case_id}-t2f.nii.gz" for c in cases)
+
+
+def test_earlier_releases_have_one_case_per_patient(brats_dir):
+    assert all(case.patient_id == case.case_id for case in discover_brats(brats_dir))

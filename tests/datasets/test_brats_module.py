@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -9,6 +10,7 @@ from alseg.core import ActiveLearningPipeline
 from alseg.core.errors import ConfigError, DataError, PluginError
 from alseg.core.testing import SeededRandomStrategy, TinySegmentationModel, check_data_module
 from alseg.datasets.brats import BraTSDataModule
+from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.items import parse_item_id, read_item_label
 from alseg.datasets.volume_data_module import cache_root
 
@@ -63,6 +65,10 @@ def test_multilabel_regions_match_multiclass_classes(make):
         expected = torch.stack([necrotic | enhancing, necrotic | edema | enhancing, enhancing]).to(torch.uint8)
         assert torch.equal(region_item["label"], expected)
     assert any(item["label"].any() for item in _items(regions))
+    binary = make(label_mode="binary")
+    assert binary.id_to_class_names() == {0: "background", 1: "foreground"} and not binary.multi_label()
+    for binary_item, region_item in zip(_items(binary.val_dataloader().dataset), _items(regions), strict=True):
+        assert torch.equal(binary_item["label"], region_item["label"][1:2].to(torch.int64))  # WT = every label
 
 
 def test_pool_never_yields_labels(make):
@@ -181,6 +187,21 @@ def test_split_is_by_case(make):
         make(val_cases=["BraTS2021_00099"])
 
 
+@pytest.mark.parametrize("split_seed", range(4))
+def test_2023_split_keeps_the_timepoints_of_a_patient_together(brats2023_timepoints_dir, tmp_path, split_seed):
+    module = BraTSDataModule(
+        data_dir=str(brats2023_timepoints_dir), cache_dir=str(tmp_path / "cache"), split_seed=split_seed
+    )
+    module.setup()
+    patient = {case.case_id: case.patient_id for case in module.source().cases}
+    split = module.split
+    assert len(split.train) + len(split.val) + len(split.test) == len(patient) == 9
+    patients = [{patient[case] for case in cases} for cases in (split.train, split.val, split.test)]
+    assert len(patients[1]) == len(patients[2]) == 1  # round(0.2 x 5 patients)
+    for group, cases in zip(patients, (split.train, split.val, split.test), strict=True):
+        assert set(cases) == {case for case in patient if patient[case] in group}
+
+
 def test_skip_empty_slices_uses_the_image(make):
     skipped, everything = make(initial_training_set_size=0), make(skip_empty_slices=False, initial_training_set_size=0)
     assert len(everything.unlabeled_ids()) == 4 * 8 > len(skipped.unlabeled_ids())
@@ -237,3 +258,30 @@ def test_short_pipeline_run(make, tmp_path):
     assert "test/loss" in summary["test_metrics"]
     last = json.loads((tmp_path / "run" / "rounds.jsonl").read_text().splitlines()[-1])
     assert last["selected_with_foreground"] == sum(module.items_with_foreground(last["selected_ids"]))
+
+
+def test_data_fingerprint_follows_content_split_and_normalization(make, brats6_dir, tmp_path, replace_keeping_mtime):
+    first, second = make(), make()
+    fingerprint = first.data_fingerprint()
+    assert len(fingerprint) == 64 and int(fingerprint, 16) >= 0
+    assert second.data_fingerprint() == fingerprint and second.volume_cache.decodes == 0
+    assert make(seed=3).data_fingerprint() == fingerprint  # the initial set is the run's, not the data's
+    assert make(normalization="ct").data_fingerprint() != fingerprint
+    assert make(split_seed=5).data_fingerprint() != fingerprint
+    assert make(label_mode="multiclass").data_fingerprint() != fingerprint
+    moved = tmp_path / "moved"
+    shutil.copytree(brats6_dir, moved)
+    assert make(data_dir=str(moved)).data_fingerprint() == fingerprint  # content, not location
+    cases = discover_brats(brats6_dir)
+    replace_keeping_mtime(cases[0].label, cases[1].label)
+    changed = make()
+    assert changed.data_fingerprint() != fingerprint and changed.volume_cache.decodes == 1
+
+
+def test_normalization_change_decodes_nothing(make):
+    assert make().volume_cache.decodes == 6
+    module = make(normalization="ct")
+    assert module.volume_cache.decodes == 0
+    assert module._prepared().sets.reader.normalizer.schemes == ("ct",) * 4
+    with pytest.raises(ConfigError, match=r"'normalization' .* Got 'zscore'"):
+        BraTSDataModule(normalization="zscore")

@@ -9,7 +9,9 @@ from alseg.datasets.brats_layout import CANONICAL_MODALITIES, discover_brats
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
 from alseg.datasets.items import item_ids, read_item_image, read_item_label
 from alseg.datasets.labels import brats_label_scheme
-from alseg.datasets.volumes import normalise_image, read_case
+from alseg.datasets.normalization import foreground_sample, nonzero_statistics
+from alseg.datasets.synthetic import write_brats
+from alseg.datasets.volumes import read_case
 
 SCHEME = brats_label_scheme("2021", "multilabel")
 OPTIONS = PreprocessOptions(CANONICAL_MODALITIES, SCHEME)
@@ -43,7 +45,7 @@ def test_cached_arrays_equal_preprocessed_volume(brats_dir, tmp_path):
     assert isinstance(image, np.memmap) and image.dtype == np.float32
     # An axial slice is one contiguous block of the file, so reading it touches nothing else.
     assert image[..., 3].flags.f_contiguous and label[..., 3].flags.f_contiguous
-    np.testing.assert_array_equal(image, normalise_image(volume.image))
+    np.testing.assert_array_equal(image, volume.image)  # decoded intensities; items are normalised on read
     np.testing.assert_array_equal(label, volume.label)
     assert label.dtype == np.uint8 and label.shape == (3, 8, 8, 6)
 
@@ -67,7 +69,7 @@ def test_metadata_records_shape_spacing_and_slices(brats_dir, tmp_path):
 
 def test_unlabelled_cache_has_no_label(brats_dir, tmp_path):
     case = discover_brats(brats_dir)[0]
-    cache = VolumeCache(tmp_path, PreprocessOptions(CANONICAL_MODALITIES, None, normalise=False))
+    cache = VolumeCache(tmp_path, PreprocessOptions(CANONICAL_MODALITIES, None))
     meta = cache.ensure(case)
     assert not meta.has_label and meta.foreground_slices is None
     np.testing.assert_array_equal(cache.image(case.case_id), read_case(case, None).image)
@@ -80,12 +82,11 @@ def test_key_changes_with_every_option():
         OPTIONS.key(),
         PreprocessOptions(("flair", "t1"), SCHEME).key(),
         PreprocessOptions(("t1", "flair"), SCHEME).key(),
-        PreprocessOptions(CANONICAL_MODALITIES, SCHEME, normalise=False).key(),
         PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2023")).key(),
         PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2021", "multiclass")).key(),
         PreprocessOptions(CANONICAL_MODALITIES, None).key(),
     }
-    assert len(keys) == 7
+    assert len(keys) == 6
     assert PreprocessOptions(CANONICAL_MODALITIES, brats_label_scheme("2021")).key() == OPTIONS.key()
     assert PreprocessOptions(CANONICAL_MODALITIES, SCHEME, affine_tolerance=0.5).key() == OPTIONS.key()
 
@@ -100,7 +101,7 @@ def test_changed_source_file_is_decoded_again(brats_dir, tmp_path, rewrite_nifti
     os.utime(path, ns=(1, 1))  # a different mtime even on coarse-grained file systems
     cache.ensure(case)
     assert cache.decodes == 2
-    assert set(np.unique(cache.image(case.case_id)[0]).tolist()) == {-1.0, 1.0}
+    assert set(np.unique(cache.image(case.case_id)[0]).tolist()) == {1.0, 3.0}
 
 
 def test_no_temporary_files_are_left(brats_dir, tmp_path):
@@ -129,3 +130,31 @@ def test_slice_reads_equal_volume_slices(brats_dir, tmp_path):
     sagittal = read_item_image(cache, f"{meta.case_id}:3", axis=0)
     np.testing.assert_array_equal(sagittal, volume[:, 3])
     assert sagittal.flags.c_contiguous and not isinstance(sagittal, np.memmap)
+
+
+def test_label_replaced_with_same_size_and_mtime_is_decoded_again(tmp_path, replace_keeping_mtime):
+    folder = write_brats(tmp_path / "b", n_cases=3, shape=(8, 8, 6), tumour_fraction=1.0, extension=".nii")
+    cases = discover_brats(folder)
+    cache = VolumeCache(tmp_path / "cache", OPTIONS)
+    cache.ensure_all(cases)
+    target, other = cases[0].label, cases[1].label
+    assert not np.array_equal(cache.label(cases[0].case_id), cache.label(cases[1].case_id))
+    before = target.stat()
+    replace_keeping_mtime(target, other)  # another valid label of the same shape: same size, same time
+    after = target.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    again = VolumeCache(tmp_path / "cache", OPTIONS)
+    again.ensure_all(cases)
+    assert again.decodes == 1  # only the changed case
+    np.testing.assert_array_equal(again.label(cases[0].case_id), again.label(cases[1].case_id))
+
+
+def test_metadata_records_intensity_statistics_and_foreground_sample(brats_dir, tmp_path):
+    case = discover_brats(brats_dir)[0]
+    cache = VolumeCache(tmp_path, OPTIONS)
+    meta = cache.ensure(case)
+    image, foreground = read_case(case, SCHEME).image, np.asarray(cache.label(case.case_id)).any(0)
+    assert meta.nonzero == nonzero_statistics(image) and cache.meta(case.case_id).nonzero == meta.nonzero
+    sample = cache.foreground_sample(case.case_id)
+    np.testing.assert_array_equal(sample, foreground_sample(image, foreground))
+    assert sample.shape == (4, 10_000)

@@ -6,7 +6,7 @@ from alseg.datasets.items import format_item_id, item_ids, parse_item_id
 
 
 def _meta(case_id: str, shape=(4, 3, 5), nonempty=((1, 2), (0,), (1, 3))) -> CaseMeta:
-    return CaseMeta(case_id, shape, (1.0, 1.0, 1.5), (), True, nonempty, None, "")
+    return CaseMeta(case_id, shape, (1.0, 1.0, 1.5), (), True, ((0.0, 1.0),), nonempty, None, "")
 
 
 def test_slice_ids_along_each_axis():

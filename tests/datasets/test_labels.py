@@ -43,14 +43,14 @@ def test_undeclared_label_values_name_case_file_and_values(release, bad):
 
 
 def test_scheme_names_differ_per_convention():
-    names = {brats_label_scheme(r, m).name for r in ("2021", "2023") for m in ("multilabel", "multiclass")}
-    assert len(names) == 4
+    names = {brats_label_scheme(r, m).name for r in ("2021", "2023") for m in ("multilabel", "multiclass", "binary")}
+    assert len(names) == 6
     assert brats_label_scheme("2020").name == brats_label_scheme("2021").name
 
 
 def test_unknown_mode_and_release():
-    with pytest.raises(ConfigError, match=r"Unknown label mode 'binary'\. Available: multilabel, multiclass"):
-        brats_label_scheme("2021", "binary")
+    with pytest.raises(ConfigError, match=r"Unknown label mode 'softmax'\. Available: multilabel, multiclass, binary"):
+        brats_label_scheme("2021", "softmax")
     with pytest.raises(ConfigError, match="Unknown BraTS release '2019'"):
         brats_label_scheme("2019")
 
@@ -87,8 +87,42 @@ def test_decathlon_regions_are_validated():
         (brats_label_scheme("2021", "multilabel"), [[0, 1], [2, 4]]),
         (decathlon_label_scheme({0: "bg", 1: "a", 2: "b"}), [[0, 1], [2, 2]]),
         (decathlon_label_scheme({0: "bg", 1: "a", 2: "b"}, {"ab": [1, 2]}), [[0, 1], [2, 2]]),
+        (brats_label_scheme("2023", "binary"), [[0, 1], [2, 3]]),
     ],
 )
 def test_label_schemes_pickle_for_spawned_workers(scheme, label):
     label = np.array(label)
     assert np.array_equal(pickle.loads(pickle.dumps(scheme)).transform(label), scheme.transform(label))
+
+
+@pytest.mark.parametrize(("release", "raw"), [("2020", RAW_2021), ("2021", RAW_2021), ("2023", RAW_2023)])
+def test_brats_binary_merges_every_tumour_label(release, raw):
+    scheme = brats_label_scheme(release, "binary")
+    assert not scheme.multilabel and scheme.class_names == ("background", "foreground")
+    target = scheme.convert(raw, "case", "seg.nii.gz")
+    assert target.dtype == np.uint8 and target.ravel().tolist() == [0, 1, 1, 1]
+    wrong_enhancing = 3 if release != "2023" else 4
+    with pytest.raises(DataError, match=rf"holds values \[{wrong_enhancing}\]"):
+        scheme.convert(np.array([0, wrong_enhancing]), "case", "seg.nii.gz")
+
+
+def test_decathlon_binary_merges_every_foreground_label():
+    labels = {0: "background", 1: "liver", 2: "tumour"}
+    scheme = decathlon_label_scheme(labels, mode="binary")
+    assert not scheme.multilabel and scheme.class_names == ("background", "foreground")
+    assert scheme.convert(np.array([2, 0, 1, 1]), "c", "f").tolist() == [1, 0, 1, 1]
+    assert scheme.name != decathlon_label_scheme({0: "background", 1: "liver"}, mode="binary").name
+    assert scheme.name != decathlon_label_scheme(labels).name
+
+
+def test_decathlon_mode_follows_regions_unless_given():
+    labels = {0: "background", 1: "a", 2: "b"}
+    assert decathlon_label_scheme(labels, {"ab": [1, 2]}).multilabel
+    assert decathlon_label_scheme(labels, {"ab": [1, 2]}, "multilabel").multilabel
+    assert not decathlon_label_scheme(labels, mode="multiclass").multilabel
+    with pytest.raises(ConfigError, match=r"label mode 'multilabel' needs 'regions'"):
+        decathlon_label_scheme(labels, mode="multilabel")
+    with pytest.raises(ConfigError, match=r"'regions' .* label mode 'binary'"):
+        decathlon_label_scheme(labels, {"ab": [1, 2]}, "binary")
+    with pytest.raises(ConfigError, match="Unknown label mode 'regions'"):
+        decathlon_label_scheme(labels, mode="regions")

@@ -70,8 +70,8 @@ def test_malformed_dataset_json(tmp_path, msd_dir):
     _edit_json(msd_dir, labels={"background": 0, "edema": 1})
     with pytest.raises(DataError, match="keys of 'labels' must be integers"):
         read_dataset_json(msd_dir)
-    _edit_json(msd_dir, labels={"0": "background"}, training=["./imagesTr/BRATS_001.nii.gz"])
-    with pytest.raises(DataError, match="'training' must be a list of"):
+    _edit_json(msd_dir, labels={"0": "background"}, training={"image": "./imagesTr/BRATS_001.nii.gz"})
+    with pytest.raises(DataError, match=r"'training' must be a list\. Got \{'image'"):
         read_dataset_json(msd_dir)
     (msd_dir / "dataset.json").write_text("{not json")
     with pytest.raises(DataError, match="is not valid JSON"):
@@ -105,3 +105,36 @@ def test_single_modality_task_uses_3d_images(tmp_path):
     (case,) = discover_decathlon(tmp_path)
     assert case.case_id == "la_003" and case.images["MRI"].channel is None
     assert read_dataset_json(tmp_path).test == ()
+
+
+def test_dataset_json_that_is_not_an_object(msd_dir):
+    (msd_dir / "dataset.json").write_text(json.dumps([{"image": "./imagesTr/BRATS_001.nii.gz"}]))
+    expected = f"{msd_dir / 'dataset.json'} must hold a JSON object (a mapping of entries). Got a list."
+    with pytest.raises(DataError, match=re.escape(expected)):
+        read_dataset_json(msd_dir)
+
+
+@pytest.mark.parametrize(
+    ("entry", "shown"),
+    [
+        ({"image": 3, "label": None}, "{'image': 3, 'label': None}"),
+        ({"image": "./imagesTr/BRATS_001.nii.gz"}, "{'image': './imagesTr/BRATS_001.nii.gz'}"),
+        ("./imagesTr/BRATS_001.nii.gz", "'./imagesTr/BRATS_001.nii.gz'"),
+    ],
+)
+def test_training_entry_without_string_paths_names_file_and_entry(msd_dir, entry, shown):
+    valid = {"image": "./imagesTr/BRATS_002.nii.gz", "label": "./labelsTr/BRATS_002.nii.gz"}
+    _edit_json(msd_dir, training=[valid, entry])
+    expected = (
+        f"{msd_dir / 'dataset.json'}: 'training' entry 1 must be an object with string 'image' and 'label' "
+        f"paths. Got {shown}."
+    )
+    with pytest.raises(DataError, match=re.escape(expected)):
+        read_dataset_json(msd_dir)
+
+
+def test_test_entry_that_is_not_a_string_names_file_and_entry(msd_dir):
+    _edit_json(msd_dir, test=["./imagesTs/BRATS_004.nii.gz", {"image": "./imagesTs/BRATS_004.nii.gz"}])
+    expected = f"{msd_dir / 'dataset.json'}: 'test' entry 1 must be a string path. Got {{'image': "
+    with pytest.raises(DataError, match=re.escape(expected)):
+        read_dataset_json(msd_dir)

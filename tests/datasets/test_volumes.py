@@ -7,10 +7,11 @@ import pytest
 
 from alseg.core.errors import DataError
 from alseg.datasets.brats_layout import discover_brats
+from alseg.datasets.cases import Case, ImageSource
 from alseg.datasets.labels import brats_label_scheme, decathlon_label_scheme
 from alseg.datasets.msd_layout import discover_decathlon, read_dataset_json
 from alseg.datasets.synthetic import write_brats
-from alseg.datasets.volumes import normalise_image, read_case
+from alseg.datasets.volumes import read_case
 
 SCHEME = brats_label_scheme("2021", "multiclass")
 
@@ -123,15 +124,36 @@ def test_3d_file_where_4d_expected(msd_dir, rewrite_nifti):
         read_case(case, None)
 
 
-def test_normalise_is_zscore_over_nonzero_voxels_per_channel():
-    rng = np.random.default_rng(0)
-    image = np.zeros((2, 6, 6, 4), np.float32)
-    image[0, 1:5, 1:5, 1:3] = rng.uniform(100, 200, (4, 4, 2))
-    image[1, 2:4, 2:4, :] = rng.uniform(1, 3, (2, 2, 4))
-    normalised = normalise_image(image)
-    assert normalised.dtype == np.float32
-    for channel in range(2):
-        brain = image[channel] != 0
-        values = image[channel][brain]
-        np.testing.assert_allclose(normalised[channel][brain], (values - values.mean()) / values.std(), rtol=1e-4)
-        assert (normalised[channel][~brain] == 0).all()
+def _permuted(columns, signs, shape):
+    """An affine whose voxel axes are a permutation of RAS with the given flips, spacing 1, 2, 3 mm."""
+    affine = np.zeros((4, 4))
+    for voxel_axis, (world_axis, sign) in enumerate(zip(columns, signs, strict=True)):
+        affine[world_axis, voxel_axis] = sign * (voxel_axis + 1.0)
+    affine[:3, 3] = [-11.0, 0.5, -2.0]
+    affine[3, 3] = 1.0
+    return affine
+
+
+@pytest.mark.parametrize(
+    ("columns", "signs"),
+    [
+        ((0, 1, 2), (-1, -1, 1)),  # flips only, like BraTS files
+        ((1, 0, 2), (1, 1, 1)),  # permutation only
+        ((2, 0, 1), (-1, 1, -1)),  # permutation and flips
+        ((1, 2, 0), (1, -1, -1)),
+    ],
+)
+def test_reoriented_arrays_and_affine_equal_closest_canonical(tmp_path, columns, signs):
+    shape = (5, 4, 3)
+    affine = _permuted(columns, signs, shape)
+    data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape) + 1
+    label = (np.arange(np.prod(shape)).reshape(shape) % 2).astype(np.uint8)
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "image.nii.gz")
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
+    case = Case("c", {"ct": ImageSource(tmp_path / "image.nii.gz")}, tmp_path / "label.nii.gz")
+    volume = read_case(case, decathlon_label_scheme({0: "background", 1: "a"}))
+    canonical = nib.as_closest_canonical(nib.load(tmp_path / "image.nii.gz"))
+    np.testing.assert_allclose(volume.affine, canonical.affine)
+    np.testing.assert_array_equal(volume.image[0], canonical.get_fdata())
+    np.testing.assert_array_equal(volume.label, np.asarray(nib.as_closest_canonical(nib.load(case.label)).dataobj))
+    assert volume.spacing == tuple(float(s) for s in nib.affines.voxel_sizes(canonical.affine))

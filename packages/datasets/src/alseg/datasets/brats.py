@@ -24,7 +24,8 @@ class BraTSDataModule(VolumeDataModule):
         modalities: Channels in order, any release's names; default ``flair, t1, t1ce, t2``.
         label_mode: ``"multilabel"``: channels TC, WT, ET, ``uint8 [3, *spatial]`` (sigmoid
             outputs); ``"multiclass"``: classes background, necrotic core, edema, enhancing,
-            ``int64 [1, *spatial]`` (softmax outputs).
+            ``int64 [1, *spatial]`` (softmax outputs); ``"binary"``: classes background, tumour (every
+            label merged into one foreground class), ``int64 [1, *spatial]``.
         **kwargs: Options of :class:`~alseg.datasets.volume_data_module.VolumeDataModule`
             (``dim``, split, initial set, cache and loader options).
     """
@@ -34,7 +35,7 @@ class BraTSDataModule(VolumeDataModule):
         data_dir: str | None = None,
         release: Literal["2020", "2021", "2023"] | None = None,
         modalities: list[str] | None = None,
-        label_mode: Literal["multilabel", "multiclass"] = "multilabel",
+        label_mode: Literal["multilabel", "multiclass", "binary"] = "multilabel",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -10,6 +10,9 @@ Expected layout: one folder per case directly inside ``data_dir``, holding one N
 Modalities are named canonically with the 2021 names ``flair, t1, t1ce, t2``; the 2023 names
 ``t2f, t1n, t1c, t2w`` (and ``t1gd``) are accepted as aliases. The canonical channel order is
 ``flair, t1, t1ce, t2`` — the order of the Decathlon's BrainTumour task.
+
+In 2023, ``YYY`` of ``BraTS-GLI-XXXXX-YYY`` is a timepoint of patient ``BraTS-GLI-XXXXX``
+(:attr:`~alseg.datasets.cases.Case.patient_id`), so that splits keep a patient's timepoints together.
 """
 
 import re
@@ -37,7 +40,7 @@ EXTENSIONS = (".nii.gz", ".nii")
 
 @dataclass(frozen=True)
 class _Release:
-    case_pattern: re.Pattern[str]
+    case_pattern: re.Pattern[str]  # its "patient" group is the patient id
     separator: str
     file_keys: dict[str, str]  # canonical modality or "seg" -> file name suffix
     example: str
@@ -45,19 +48,19 @@ class _Release:
 
 _RELEASES = {
     "2020": _Release(
-        re.compile(r"BraTS20_(Training|Validation)_\d{3}"),
+        re.compile(r"(?P<patient>BraTS20_(Training|Validation)_\d{3})"),
         "_",
         {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2", "seg": "seg"},
         "BraTS20_Training_001",
     ),
     "2021": _Release(
-        re.compile(r"BraTS2021_\d{5}"),
+        re.compile(r"(?P<patient>BraTS2021_\d{5})"),
         "_",
         {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2", "seg": "seg"},
         "BraTS2021_00000",
     ),
     "2023": _Release(
-        re.compile(r"BraTS-[A-Z]+-\d{5}-\d{3}"),
+        re.compile(r"(?P<patient>BraTS-[A-Z]+-\d{5})-\d{3}"),
         "-",
         {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w", "seg": "seg"},
         "BraTS-GLI-00000-000",
@@ -170,7 +173,9 @@ def discover_brats(
             get ``label=None``.
 
     Returns:
-        Cases sorted by case id, with ``images`` keyed by canonical modality name.
+        Cases sorted by case id, with ``images`` keyed by canonical modality name. A 2023 case
+        ``BraTS-GLI-XXXXX-YYY`` is timepoint ``YYY`` of patient ``BraTS-GLI-XXXXX`` (its
+        ``patient_id``); earlier releases have one case per patient.
 
     Raises:
         DataError: A folder or file is missing or misnamed; the message names case and file.
@@ -197,5 +202,6 @@ def discover_brats(
         if label is None and require_labels:
             missing = brats_file_name(case_id, detected, "seg")
             raise DataError(f"Case {case_id}: missing label file {missing} in {case_dir}.")
-        cases.append(Case(case_id, images, label))
+        patient_id = _RELEASES[detected].case_pattern.fullmatch(case_id)["patient"]
+        cases.append(Case(case_id, images, label, patient_id))
     return cases

@@ -1,10 +1,18 @@
 """Decode-once cache of preprocessed case arrays, read back memory-mapped.
 
-Layout: ``<cache_dir>/<options key>/<case_id>/{image.npy, label.npy, meta.json}`` plus
-``<cache_dir>/<options key>/options.json`` describing the options. The key is a hash of the
-preprocessing options (modalities, normalisation, label scheme, cache version), so changing an
-option never reads stale arrays. ``meta.json`` records a fingerprint of the source files (path,
-size, modification time); a case whose files changed is decoded again.
+Layout: ``<cache_dir>/<options key>/<case_id>/{image.npy, label.npy, foreground_sample.npy,
+meta.json}`` plus ``<cache_dir>/<options key>/options.json`` describing the options. The key is a
+hash of the preprocessing options (modalities, label scheme, cache version), so changing an option
+never reads stale arrays. ``image.npy`` holds the decoded intensities: normalisation is applied on
+read (see :mod:`alseg.datasets.normalization`), from the statistics recorded while decoding (the
+per-channel non-zero mean/std in ``meta.json``, a foreground intensity sample in
+``foreground_sample.npy``), so the arrays depend neither on the normalisation nor on the split.
+
+``meta.json`` records the content fingerprint of the source files (a hash of their bytes, see
+:mod:`alseg.datasets.fingerprints`); :meth:`VolumeCache.ensure` hashes the files again and decodes
+a case only when a file's content changed, whatever its size and modification time. The files are
+hashed before they are decoded, so a file replaced in between is decoded again at the next start
+(its new bytes do not match the recorded hash).
 
 Arrays are stored in Fortran order, so a slice along the last axis (axial, see
 :mod:`alseg.datasets.volumes`) is one contiguous block on disk and a memory-mapped read of one
@@ -13,7 +21,6 @@ readers (e.g. other DataLoader workers or ranks) never see a partial file; ``met
 written last and marks a complete entry.
 """
 
-import hashlib
 import json
 import os
 import uuid
@@ -25,10 +32,12 @@ from typing import BinaryIO
 import numpy as np
 
 from alseg.datasets.cases import Case
+from alseg.datasets.fingerprints import case_fingerprint, json_digest
 from alseg.datasets.labels import LabelScheme
-from alseg.datasets.volumes import CaseVolume, normalise_image, read_case
+from alseg.datasets.normalization import foreground_sample, nonzero_statistics
+from alseg.datasets.volumes import CaseVolume, read_case
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: decoded intensities (normalised on read), content fingerprints, intensity statistics
 
 
 @dataclass(frozen=True)
@@ -38,19 +47,17 @@ class PreprocessOptions:
     Attributes:
         modalities: Modality names in channel order (must equal each cached case's).
         label_scheme: Converts label maps to targets; ``None`` caches images only.
-        normalise: Whether to z-score each channel over its non-zero voxels.
         affine_tolerance: See :func:`alseg.datasets.volumes.read_case` (not part of the key:
             it does not change the arrays).
     """
 
     modalities: tuple[str, ...]
     label_scheme: LabelScheme | None
-    normalise: bool = True
     affine_tolerance: float = 1e-3
 
     def key(self) -> str:
         """16 hex digits identifying the preprocessing."""
-        return hashlib.sha256(json.dumps(self.description()).encode()).hexdigest()[:16]
+        return json_digest(self.description())[:16]
 
     def description(self) -> dict:
         """JSON-able description of the options that the key hashes."""
@@ -58,7 +65,6 @@ class PreprocessOptions:
         return {
             "version": CACHE_VERSION,
             "modalities": list(self.modalities),
-            "normalise": self.normalise,
             "labels": None if scheme is None else [scheme.name, list(scheme.class_names)],
         }
 
@@ -72,11 +78,14 @@ class CaseMeta:
         shape: Spatial shape ``(X, Y, Z)``.
         spacing: Voxel size in mm along X, Y, Z.
         affine: Voxel → RAS+ mm map (4 rows of 4) of the cached arrays.
-        has_label: Whether a target is cached.
+        has_label: Whether a target (and a foreground sample) is cached.
+        nonzero: Per channel, ``(mean, std)`` of the non-zero voxels of the decoded image
+            (:func:`~alseg.datasets.normalization.nonzero_statistics`).
         nonempty_slices: Per axis, indices of slices with any non-zero image voxel.
         foreground_slices: Per axis, indices of slices with any foreground in the target, or
             ``None`` without a label. For analysis only: never use it to build the pool.
-        source: Fingerprint of the source files.
+        source: Content fingerprint of the source files
+            (:func:`~alseg.datasets.fingerprints.case_fingerprint`).
     """
 
     case_id: str
@@ -84,6 +93,7 @@ class CaseMeta:
     spacing: tuple[float, float, float]
     affine: tuple[tuple[float, ...], ...]
     has_label: bool
+    nonzero: tuple[tuple[float, float], ...]
     nonempty_slices: tuple[tuple[int, ...], ...]
     foreground_slices: tuple[tuple[int, ...], ...] | None
     source: str
@@ -93,13 +103,6 @@ def _slices_with(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
     """Per axis of a 3D mask, the indices of slices holding any True voxel."""
     axes = ((1, 2), (0, 2), (0, 1))
     return tuple(tuple(int(i) for i in np.flatnonzero(mask.any(axis=a))) for a in axes)
-
-
-def _fingerprint(case: Case) -> str:
-    stats = [(path, path.stat()) for path in case.files]
-    parts = [[str(path.resolve()), stat.st_size, stat.st_mtime_ns] for path, stat in stats]
-    channels = [source.channel for source in case.images.values()]
-    return json.dumps([parts, channels])
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -145,7 +148,7 @@ class VolumeCache:
                 f"Case {case.case_id} has modalities {case.modalities}, but the cache was "
                 f"configured for {self.options.modalities}."
             )
-        source = _fingerprint(case)
+        source = case_fingerprint(case)
         meta_path = self._dir(case.case_id) / "meta.json"
         if meta_path.is_file():
             meta = self.meta(case.case_id)
@@ -163,7 +166,7 @@ class VolumeCache:
     def _build(self, case: Case, source: str) -> CaseMeta:
         volume: CaseVolume = read_case(case, self.options.label_scheme, self.options.affine_tolerance)
         self.decodes += 1
-        image = normalise_image(volume.image) if self.options.normalise else volume.image
+        image = volume.image  # decoded intensities; items are normalised on read
         case_dir = self._dir(case.case_id)
         case_dir.mkdir(parents=True, exist_ok=True)
         _save_json(self.root / "options.json", self.options.description())
@@ -172,6 +175,7 @@ class VolumeCache:
         if volume.label is not None:
             _save_array(case_dir / "label.npy", volume.label)
             is_foreground = volume.label.any(0) if volume.label.ndim == 4 else volume.label > 0
+            _save_array(case_dir / "foreground_sample.npy", foreground_sample(image, is_foreground))
             foreground = _slices_with(is_foreground)
         meta = CaseMeta(
             case_id=case.case_id,
@@ -179,6 +183,7 @@ class VolumeCache:
             spacing=volume.spacing,
             affine=tuple(tuple(float(v) for v in row) for row in volume.affine),
             has_label=volume.label is not None,
+            nonzero=nonzero_statistics(image),
             nonempty_slices=_slices_with((image != 0).any(0)),
             foreground_slices=foreground,
             source=source,
@@ -189,14 +194,14 @@ class VolumeCache:
     def meta(self, case_id: str) -> CaseMeta:
         """Metadata of a cached case."""
         raw = json.loads((self._dir(case_id) / "meta.json").read_text())
-        nested = ("affine", "nonempty_slices", "foreground_slices")
+        nested = ("affine", "nonzero", "nonempty_slices", "foreground_slices")
         for key in nested:
             if raw[key] is not None:
                 raw[key] = tuple(tuple(row) for row in raw[key])
         return CaseMeta(**{**raw, "shape": tuple(raw["shape"]), "spacing": tuple(raw["spacing"])})
 
     def image(self, case_id: str) -> np.ndarray:
-        """Memory-mapped, read-only ``float32 [C, X, Y, Z]`` (Fortran order) of a cached case."""
+        """Memory-mapped, read-only ``float32 [C, X, Y, Z]`` (Fortran order) decoded intensities of a cached case."""
         return np.load(self._dir(case_id) / "image.npy", mmap_mode="r")
 
     def label(self, case_id: str) -> np.ndarray:
@@ -209,3 +214,13 @@ class VolumeCache:
             FileNotFoundError: The case has no cached label.
         """
         return np.load(self._dir(case_id) / "label.npy", mmap_mode="r")
+
+    def foreground_sample(self, case_id: str) -> np.ndarray:
+        """``float32 [C, N]`` foreground intensities of a labelled cached case, ``N`` = 0 without foreground.
+
+        See :func:`~alseg.datasets.normalization.foreground_sample`.
+
+        Raises:
+            FileNotFoundError: The case has no cached label.
+        """
+        return np.load(self._dir(case_id) / "foreground_sample.npy")

@@ -31,11 +31,18 @@ class Case:
         images: Modality name → image source, in channel order. Names are canonical for the
             layout (see :mod:`alseg.datasets.brats_layout` and :mod:`alseg.datasets.msd_layout`).
         label: The label map file, or ``None`` for an unlabelled (e.g. test) case.
+        patient_id: The patient the case belongs to; the cases of one patient (e.g. the timepoints
+            of BraTS 2023) always share a split. Defaults to ``case_id`` (one case per patient).
     """
 
     case_id: str
     images: dict[str, ImageSource]
     label: Path | None
+    patient_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.patient_id:
+            object.__setattr__(self, "patient_id", self.case_id)
 
     @property
     def modalities(self) -> tuple[str, ...]:

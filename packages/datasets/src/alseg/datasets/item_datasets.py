@@ -1,6 +1,6 @@
 """Item dictionaries read from the volume cache, and the datasets of a data module that list them.
 
-Every item has ``image`` (``float32 [C, *spatial]``), ``id``, ``case_id`` and ``spacing``
+Every item has ``image`` (normalised ``float32 [C, *spatial]``), ``id``, ``case_id`` and ``spacing``
 (``float32 [3]``, mm). Slice items add ``slice_index`` (along the slicing axis); volume items have
 no ``slice_index``, so that metrics never gather them as slices. The spacing is that of the
 volume the item belongs to, as its items stack: ``(X, Y, Z)`` for a volume, the two in-plane
@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from alseg.core.errors import PluginError
 from alseg.datasets.cache import CaseMeta, VolumeCache
 from alseg.datasets.items import parse_item_id, read_item_image, read_item_label
+from alseg.datasets.normalization import Normalizer
 from alseg.datasets.patches import PatchSampler
 
 Role = Literal["train", "eval", "pool"]
@@ -39,6 +40,7 @@ class ItemReader:
         axis: Slicing axis of slice items (0, 1 or 2 of ``X, Y, Z``).
         class_names: Channel (multi-label) or class (single-label) names.
         multilabel: Whether targets are binary channels.
+        normalizer: Normalises the cached (decoded) intensities of every image read.
 
     Attributes:
         pseudo_labels: Item id → pseudo label in the cache's target format (``uint8 [R, *spatial]``
@@ -52,8 +54,9 @@ class ItemReader:
         axis: int,
         class_names: Sequence[str],
         multilabel: bool,
+        normalizer: Normalizer,
     ) -> None:
-        self.cache, self.metas, self.axis = cache, metas, axis
+        self.cache, self.metas, self.axis, self.normalizer = cache, metas, axis, normalizer
         self.num_classes, self.multilabel = len(class_names), multilabel
         self.pseudo_labels: dict[str, np.ndarray] = {}
 
@@ -81,9 +84,11 @@ class ItemReader:
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item dictionary of ``item_id`` for a dataset of the given role (see module doc)."""
         case_id, slice_index = parse_item_id(item_id)
-        spacing = self.metas[case_id].spacing
+        meta = self.metas[case_id]
+        spacing = meta.spacing
+        image = self.normalizer(read_item_image(self.cache, item_id, self.axis), meta.nonzero)
         item: dict[str, Any] = {
-            "image": _tensor(read_item_image(self.cache, item_id, self.axis)),
+            "image": _tensor(image),
             "id": item_id,
             "case_id": case_id,
         }

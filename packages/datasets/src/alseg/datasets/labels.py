@@ -5,12 +5,14 @@ BraTS ≤ 2021 label maps use 0 background, 1 necrotic tumour core, 2 peritumora
 numbers differently again (1 edema, 2 non-enhancing tumour, 3 enhancing), which is why Decathlon
 labels are declared per task by ``dataset.json``.
 
-Two target modes:
+Three target modes:
 
 * ``"multilabel"`` — overlapping regions, one binary channel each, ``uint8 [R, X, Y, Z]``
   (sigmoid outputs). BraTS regions are TC = {1, ET}, WT = {1, 2, ET} and ET.
 * ``"multiclass"`` — one class index per voxel, ``uint8 [X, Y, Z]`` with contiguous values
   ``0..K-1`` (softmax outputs). BraTS classes are background, necrotic core, edema, enhancing.
+* ``"binary"`` — every foreground label merged into one class: ``uint8 [X, Y, Z]`` with 0 background and
+  1 foreground, class names :data:`BINARY_CLASS_NAMES` (a 2-class softmax output).
 """
 
 import json
@@ -23,9 +25,10 @@ from monai.transforms import ConvertToMultiChannelBasedOnBratsClasses
 
 from alseg.core.errors import ConfigError, DataError
 
-LABEL_MODES = ("multilabel", "multiclass")
+LABEL_MODES = ("multilabel", "multiclass", "binary")
 BRATS_REGION_NAMES = ("TC", "WT", "ET")
 BRATS_CLASS_NAMES = ("background", "necrotic_core", "edema", "enhancing")
+BINARY_CLASS_NAMES = ("background", "foreground")
 MSD_BRAIN_TUMOUR_REGIONS = {"TC": [2, 3], "WT": [1, 2, 3], "ET": [3]}
 """BraTS regions in the numbering of the Decathlon's Task01_BrainTumour."""
 
@@ -89,14 +92,20 @@ def _check_mode(mode: str) -> None:
         raise ConfigError(f"Unknown label mode {mode!r}. Available: {', '.join(LABEL_MODES)}.")
 
 
+def _binary_scheme(name: str, values: tuple[int, ...]) -> LabelScheme:
+    """Every non-zero declared value → class 1 (foreground), 0 → class 0."""
+    merge = _lookup({value: int(value != 0) for value in values})
+    return LabelScheme(f"{name}-binary", values, BINARY_CLASS_NAMES, False, merge)
+
+
 def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
     """The label scheme of a BraTS release.
 
     Args:
         release: ``"2020"``, ``"2021"`` (enhancing = 4) or ``"2023"`` (enhancing = 3).
         mode: ``"multilabel"`` (TC, WT, ET channels via MONAI's
-            ``ConvertToMultiChannelBasedOnBratsClasses``) or ``"multiclass"`` (0 background,
-            1 necrotic core, 2 edema, 3 enhancing).
+            ``ConvertToMultiChannelBasedOnBratsClasses``), ``"multiclass"`` (0 background,
+            1 necrotic core, 2 edema, 3 enhancing) or ``"binary"`` (0 background, 1 tumour: every label merged).
     """
     _check_mode(mode)
     if release not in ("2020", "2021", "2023"):
@@ -104,6 +113,8 @@ def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
     enhancing = 3 if release == "2023" else 4
     values = (0, 1, 2, enhancing)
     name = f"brats-et{enhancing}-{mode}"
+    if mode == "binary":
+        return _binary_scheme(f"brats-et{enhancing}", values)
     if mode == "multilabel":
         return LabelScheme(
             name,
@@ -125,18 +136,36 @@ def _stack_regions(regions: list[list[int]], label: np.ndarray) -> np.ndarray:
 
 
 def decathlon_label_scheme(
-    labels: Mapping[int, str], regions: Mapping[str, Sequence[int]] | None = None
+    labels: Mapping[int, str], regions: Mapping[str, Sequence[int]] | None = None, mode: str | None = None
 ) -> LabelScheme:
     """The label scheme of a Decathlon task.
 
     Args:
         labels: Label value → class name, from ``dataset.json`` (includes background).
-        regions: Optional region name → member label values, for multilabel targets, e.g.
-            :data:`MSD_BRAIN_TUMOUR_REGIONS`. ``None`` gives multiclass targets with the class
-            names of ``labels``, values renumbered ``0..K-1`` in increasing order.
+        regions: Region name → member label values, for ``"multilabel"`` targets, e.g.
+            :data:`MSD_BRAIN_TUMOUR_REGIONS`.
+        mode: ``"multilabel"`` (one channel per region of ``regions``), ``"multiclass"`` (the classes of
+            ``labels``, values renumbered ``0..K-1`` in increasing order) or ``"binary"`` (0 background,
+            1 foreground: every non-zero label merged). ``None``: ``"multilabel"`` if ``regions`` is given,
+            else ``"multiclass"``.
+
+    Raises:
+        ConfigError: Unknown mode, ``regions`` missing for or given to a mode other than ``"multilabel"``, or
+            regions naming undeclared or background values.
     """
+    mode = mode or ("multilabel" if regions is not None else "multiclass")
+    _check_mode(mode)
     values = tuple(sorted(labels))
-    if regions is None:
+    if mode == "multilabel" and regions is None:
+        raise ConfigError("The label mode 'multilabel' needs 'regions' (region name → member label values).")
+    if mode != "multilabel" and regions is not None:
+        raise ConfigError(
+            f"The 'regions' option gives one channel per region and needs the label mode 'multilabel'. "
+            f"Got label mode {mode!r}."
+        )
+    if mode == "binary":
+        return _binary_scheme(f"decathlon-{list(values)}", values)
+    if mode == "multiclass":
         classes = _lookup({raw: index for index, raw in enumerate(values)})
         names = tuple(labels[raw] for raw in values)
         return LabelScheme(f"decathlon-multiclass-{list(values)}", values, names, False, classes)

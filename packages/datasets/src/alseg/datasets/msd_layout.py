@@ -59,11 +59,33 @@ def _int_keyed(raw: Any, key: str, source: Path) -> dict[int, str]:
     return dict(sorted(parsed.items()))
 
 
+def _entries(raw: Any, key: str, source: Path) -> list:
+    if not isinstance(raw, list):
+        raise DataError(f"{source}: '{key}' must be a list. Got {raw!r}.")
+    return raw
+
+
+def _training_paths(index: int, entry: Any, source: Path) -> tuple[str, str]:
+    if not (isinstance(entry, dict) and isinstance(entry.get("image"), str) and isinstance(entry.get("label"), str)):
+        raise DataError(
+            f"{source}: 'training' entry {index} must be an object with string 'image' and 'label' paths. "
+            f"Got {entry!r}."
+        )
+    return entry["image"], entry["label"]
+
+
+def _test_path(index: int, entry: Any, source: Path) -> str:
+    if not isinstance(entry, str):
+        raise DataError(f"{source}: 'test' entry {index} must be a string path. Got {entry!r}.")
+    return entry
+
+
 def read_dataset_json(data_dir: str | Path) -> DecathlonTask:
     """Parse the ``dataset.json`` of a Decathlon task folder.
 
     Raises:
-        DataError: The folder or file is missing, not JSON, or lacks a required entry.
+        DataError: The folder or file is missing, not a JSON object, or lacks or mistypes an entry (the message
+            names the file and the entry).
     """
     root = Path(data_dir)
     source = root / "dataset.json"
@@ -76,21 +98,20 @@ def read_dataset_json(data_dir: str | Path) -> DecathlonTask:
         raw = json.loads(source.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{source} is not valid JSON: {error}.") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{source} must hold a JSON object (a mapping of entries). Got a {type(raw).__name__}.")
     modality = _int_keyed(raw.get("modality"), "modality", source)
     if list(modality) != list(range(len(modality))):
         raise DataError(f"{source}: 'modality' keys must be 0..N-1. Got {list(modality)}.")
-    try:
-        training = tuple((entry["image"], entry["label"]) for entry in raw["training"])
-        test = tuple(str(entry) for entry in raw.get("test", []))
-    except (KeyError, TypeError):
-        raise DataError(f'{source}: \'training\' must be a list of {{"image": ..., "label": ...}} objects.') from None
+    training = _entries(raw.get("training"), "training", source)
+    test = _entries(raw.get("test", []), "test", source)
     return DecathlonTask(
         root=root,
         name=str(raw.get("name", root.name)),
         modalities=tuple(modality.values()),
         labels=_int_keyed(raw.get("labels"), "labels", source),
-        training=training,
-        test=test,
+        training=tuple(_training_paths(index, entry, source) for index, entry in enumerate(training)),
+        test=tuple(_test_path(index, entry, source) for index, entry in enumerate(test)),
     )
 
 

@@ -19,7 +19,8 @@ class PatchSampler:
     """Crops ``image`` ``[C, X, Y, Z]`` and ``label`` ``[R, X, Y, Z]`` to a random patch.
 
     Volumes smaller than the patch are first zero-padded to it (``SpatialPadd``; 0 is background
-    in normalised images and in labels). With probability ``foreground_probability`` the patch is
+    in labels and in MRI normalised over non-zero voxels, the foreground mean in normalised CT, as
+    nnU-Net pads). With probability ``foreground_probability`` the patch is
     centred on a foreground voxel (``RandCropByPosNegLabeld``, as nnU-Net oversamples
     foreground), otherwise on any voxel (``RandSpatialCropd``); a label without foreground always
     gets a random patch.

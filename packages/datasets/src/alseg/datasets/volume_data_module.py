@@ -4,6 +4,7 @@ Subclasses only say how to find the cases and their label scheme (:meth:`VolumeD
 """
 
 import hashlib
+import json
 import os
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError, DataError
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
 from alseg.datasets.cases import Case
+from alseg.datasets.fingerprints import json_digest
 from alseg.datasets.item_datasets import ItemDataset, ItemReader
 from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.items import AXIAL, item_ids
 from alseg.datasets.labels import LabelScheme
+from alseg.datasets.normalization import channel_schemes, check_normalization, fit_normalizer
 from alseg.datasets.patches import PatchSampler
 from alseg.datasets.splits import CaseSplit, choose_initial, split_cases
 
@@ -44,11 +47,12 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The decoded dataset, its split and its item sets."""
+    """The decoded dataset, its split, its item sets and its data fingerprint."""
 
     cache: VolumeCache
     split: CaseSplit
     sets: ItemSets
+    fingerprint: str
 
 
 class VolumeDataModule(ActiveLearningDataModule):
@@ -59,7 +63,8 @@ class VolumeDataModule(ActiveLearningDataModule):
     items are then memory-mapped reads, so later epochs and rounds never decompress NIfTI. The
     cache root is ``cache_dir``, else ``$ALSEG_CACHE``, else ``~/.cache/alseg``.
 
-    Cases are split by case (see :func:`~alseg.datasets.splits.split_cases`). The items of the
+    Cases are split by patient (see :func:`~alseg.datasets.splits.split_cases`): the timepoints of one
+    BraTS 2023 patient share a split; fractions count patients. The items of the
     training cases form the pool, from which ``initial_training_set_size`` items are labelled at
     the start by a seeded random choice that does not look at labels. Items are described in
     :mod:`alseg.datasets.item_datasets`: slice ids ``"<case_id>:<slice_index>"`` along ``axis``,
@@ -67,16 +72,20 @@ class VolumeDataModule(ActiveLearningDataModule):
     ``patch_size``; validation, test and pool items are whole volumes as stored (any shape; a
     model infers on them with sliding windows), loaded one volume per validation/test batch.
 
+    Images are normalised by modality (``normalization``, see :mod:`alseg.datasets.normalization`):
+    CT with clipping and z-scoring by the foreground statistics of the training cases, MRI by a
+    per-case z-score over non-zero voxels.
+
     Args:
         dim: 2 (slice items) or 3 (volume items).
         axis: Slicing axis of ``(X, Y, Z)`` for ``dim=2``; 2 (axial) by default.
         patch_size: Training patch size ``(X, Y, Z)`` for ``dim=3``.
         foreground_patch_probability: ``dim=3``: probability that a training patch is centred on
             foreground (0.33, as in nnU-Net).
-        val_fraction: Fraction of cases for validation, unless ``val_cases`` lists them.
-        test_fraction: Fraction of cases for testing, unless ``test_cases`` lists them.
-        val_cases: Case ids for validation.
-        test_cases: Case ids for testing.
+        val_fraction: Fraction of patients for validation, unless ``val_cases`` lists cases.
+        test_fraction: Fraction of patients for testing, unless ``test_cases`` lists cases.
+        val_cases: Case ids for validation (every case of each patient named).
+        test_cases: Case ids for testing (every case of each patient named).
         split_seed: Seed of the case split (kept apart from ``seed`` so that runs with different
             seeds share one test set).
         initial_training_set_size: Items labelled at the start; default 16 slices (``dim=2``) or
@@ -85,6 +94,10 @@ class VolumeDataModule(ActiveLearningDataModule):
             truth has foreground. This peeks at labels, hence off by default.
         skip_empty_slices: ``dim=2``: leave out slices whose image is all zero (outside the
             body), in every split; judged from the image only.
+        normalization: ``"auto"`` (per channel from its modality name: CT channels ``"ct"``,
+            others ``"nonzero_zscore"``), ``"ct"`` (clip to the 0.5-99.5 percentiles of the training
+            cases' foreground, z-score with its mean and std) or ``"nonzero_zscore"`` (per case and
+            channel over non-zero voxels; zeros stay 0).
         seed: Seed of the initial labelled set; None takes the run's seed under ``alseg-train`` (so that benchmark
             seeds also vary the initial set) and 0 elsewhere.
         cache_dir: Cache root (default: ``$ALSEG_CACHE`` or ``~/.cache/alseg``).
@@ -109,6 +122,7 @@ class VolumeDataModule(ActiveLearningDataModule):
         initial_training_set_size: int | None = None,
         initial_set_from_foreground_only: bool = False,
         skip_empty_slices: bool = True,
+        normalization: str = "auto",
         seed: int | None = None,
         cache_dir: str | None = None,
         batch_size: int = 4,
@@ -129,6 +143,7 @@ class VolumeDataModule(ActiveLearningDataModule):
         )
         self.initial_set_from_foreground_only = initial_set_from_foreground_only
         self.skip_empty_slices = skip_empty_slices
+        self.normalization = check_normalization(normalization)
         self.seed = 0 if seed is None else seed
         self.cache_root = cache_root(cache_dir)
         self._source: DatasetSource | None = None
@@ -157,9 +172,13 @@ class VolumeDataModule(ActiveLearningDataModule):
         options = PreprocessOptions(source.cases[0].modalities, source.label_scheme)
         cache = VolumeCache(self.cache_root / "volumes" / f"{source.data_dir.name}-{folder}", options)
         metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases)}
+        patients = {case.case_id: case.patient_id for case in source.cases}
+        split = split_cases(sorted(metas), **self.split_options, patients=patients)
+        schemes = channel_schemes(self.normalization, options.modalities)
+        samples = (cache.foreground_sample(case_id) for case_id in split.train)
+        normalizer = fit_normalizer(schemes, options.modalities, samples)
         scheme = source.label_scheme
-        reader = ItemReader(cache, metas, self.axis, scheme.class_names, scheme.multilabel)
-        split = split_cases(sorted(metas), **self.split_options)
+        reader = ItemReader(cache, metas, self.axis, scheme.class_names, scheme.multilabel, normalizer)
         ids = {
             name: item_ids([metas[c] for c in cases], self.dim, self.axis, self.skip_empty_slices)
             for name, cases in (("train", split.train), ("val", split.val), ("test", split.test))
@@ -172,7 +191,14 @@ class VolumeDataModule(ActiveLearningDataModule):
         chosen = set(initial)
         pool = [i for i in ids["train"] if i not in chosen]
         sets = ItemSets(reader, initial, pool, ids["val"], ids["test"], type(self).__name__)
-        return _Prepared(cache, split, sets)
+        fingerprint = {
+            "cases": {case_id: json.loads(meta.source) for case_id, meta in sorted(metas.items())},
+            "split": {"train": split.train, "val": split.val, "test": split.test},
+            "preprocessing": options.description(),
+            "normalization": normalizer.description(),
+            "items": {"dim": self.dim, "axis": self.axis, "skip_empty_slices": self.skip_empty_slices},
+        }
+        return _Prepared(cache, split, sets, json_digest(fingerprint))
 
     def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:
         if self.dim == 3 and self.pool_batch_size > 1 and len(set(shapes)) > 1:
@@ -233,6 +259,17 @@ class VolumeDataModule(ActiveLearningDataModule):
     def training_set_num_pseudo_labels(self) -> int:
         """The number of pseudo-labelled training items."""
         return len(self._prepared().sets.reader.pseudo_labels)
+
+    def data_fingerprint(self) -> str:
+        """64 hex digits over the data a run depends on; it changes whenever the images, labels or split do.
+
+        Hashes the content fingerprint of every case's files (hashes of their bytes, not sizes or
+        times; file paths are left out, so a moved copy of the dataset keeps its fingerprint), the
+        case split, the preprocessing (modalities, label scheme, normalisation and its statistics)
+        and what makes the items (``dim``, ``axis``, ``skip_empty_slices``). It is computed when the
+        data is prepared, which on a warm cache hashes the files and decodes nothing.
+        """
+        return self._prepared().fingerprint
 
     def items_with_foreground(self, ids: list[str]) -> list[bool]:
         """For analysis only: whether each item's ground truth has foreground (from cached metadata).

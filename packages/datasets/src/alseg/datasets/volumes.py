@@ -1,4 +1,4 @@
-"""Reading and checking one case from NIfTI, and intensity normalisation.
+"""Reading and checking one case from NIfTI; intensities as stored (see :mod:`alseg.datasets.normalization`).
 
 Array convention (used by every module of this package): nibabel voxel order ``(x, y, z)``,
 reoriented (by axis permutation and flips only, never resampling) to the closest RAS+
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from monai.transforms import NormalizeIntensity
 from nibabel.filebasedimages import ImageFileError
 
 from alseg.core.errors import DataError
@@ -132,22 +131,8 @@ def read_case(case: Case, label_scheme: LabelScheme | None, affine_tolerance: fl
     if with_label:
         raw = nib.orientations.apply_orientation(labels[case.label.name][0], orientation)
         label = np.ascontiguousarray(label_scheme.convert(raw, case.case_id, case.label.name))
-    new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, image.shape[1:])
+    # inv_ornt_aff takes the shape *before* reorientation (flips are about the original axes).
+    original_shape = next(iter(images.values()))[0].shape
+    new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, original_shape)
     spacing = tuple(float(size) for size in nib.affines.voxel_sizes(new_affine))
     return CaseVolume(case.case_id, image, label, new_affine, spacing)
-
-
-def normalise_image(image: np.ndarray) -> np.ndarray:
-    """Z-score each channel over its non-zero (brain) voxels; zero voxels stay 0.
-
-    Uses MONAI's ``NormalizeIntensity(nonzero=True, channel_wise=True)``. The mask is per channel:
-    a voxel that is 0 in one modality stays 0 there.
-
-    Args:
-        image: ``float32 [C, X, Y, Z]``.
-
-    Returns:
-        ``float32 [C, X, Y, Z]``.
-    """
-    normalise = NormalizeIntensity(nonzero=True, channel_wise=True, dtype=np.float32)
-    return np.asarray(normalise(image), dtype=np.float32)
