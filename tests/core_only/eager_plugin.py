@@ -40,7 +40,11 @@ class EagerModel(PytorchModel):
 
 
 class MaxProbabilityStrategy(QueryStrategy):
-    """Least-confidence sampling; with ``ALSEG_TEST_RECORD`` set, every rank writes what it selected there."""
+    """Least-confidence sampling; with ``ALSEG_TEST_RECORD`` set, every rank writes what it selected there.
+
+    ``ALSEG_TEST_KILL_ROUND`` kills the process group in that round; ``ALSEG_TEST_RANK_DEPENDENT`` makes rank 1 pick
+    other ids (a strategy that breaks the determinism contract).
+    """
 
     def select_items_to_label(self, models, data_module, items_to_label, *, seed=0, round=0, **kwargs):
         local = {}
@@ -49,6 +53,8 @@ class MaxProbabilityStrategy(QueryStrategy):
             local.update(zip(batch["id"], scores.tolist(), strict=True))
         scores = gather(local)
         picked = sorted(scores, key=lambda i: (-scores[i], i))[:items_to_label]
+        if os.environ.get("ALSEG_TEST_RANK_DEPENDENT") and rank() == 1:  # breaks the contract: ignores the seed
+            picked = sorted(scores, key=lambda i: (scores[i], i))[:items_to_label]
         record = os.environ.get("ALSEG_TEST_RECORD")
         if record:
             path = Path(record) / f"round_{round}_rank_{rank()}.json"

@@ -43,7 +43,7 @@ ARGS = [
 ]
 
 
-def alseg_train(output_dir: Path, record: Path, **env: str) -> subprocess.CompletedProcess:
+def alseg_train(output_dir: Path, record: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
     record.mkdir(exist_ok=True)
     environment = {
         **os.environ,
@@ -53,7 +53,7 @@ def alseg_train(output_dir: Path, record: Path, **env: str) -> subprocess.Comple
         "ALSEG_TEST_RECORD": str(record),
         **env,
     }
-    command = [sys.executable, "-m", "alseg.core.cli", *ARGS, "--output_dir", str(output_dir)]
+    command = [sys.executable, "-m", "alseg.core.cli", *ARGS, "--output_dir", str(output_dir), *extra]
     return subprocess.run(command, env=environment, capture_output=True, text=True, start_new_session=True, timeout=600)
 
 
@@ -98,3 +98,13 @@ def test_alseg_train_under_ddp_writes_once_labels_alike_measures_exactly_and_res
     again = ledger(tmp_path / "killed")
     assert [r["selected_ids"] for r in again] == [r["selected_ids"] for r in records]
     assert [r["metrics"] for r in again] == [pytest.approx(r["metrics"], rel=1e-5) for r in records]
+
+
+@pytest.mark.slow
+def test_ranks_that_select_different_ids_are_a_plugin_error(tmp_path):
+    result = alseg_train(
+        tmp_path / "run", tmp_path / "record", "--active_learning.iterations", "1", ALSEG_TEST_RANK_DEPENDENT="1"
+    )
+    assert result.returncode == 2
+    assert "Strategy MaxProbabilityStrategy selected other ids on rank(s) [1] than on rank 0" in result.stderr
+    assert [r["round"] for r in ledger(tmp_path / "run")] == [0]  # the round was not recorded

@@ -219,7 +219,7 @@ def test_pseudo_labelled_items_are_not_charged_as_labelling_budget(make_pipeline
     records = ledger(tmp_path / "run")
     assert [r["num_labeled"] for r in records] == [4, 7, 10]  # oracle labels only
     assert [r["num_pseudo_labeled"] for r in records] == [0, 2, 4]
-    assert [r["num_training_items"] for r in records] == [4, 9, 14]
+    assert [r.num_training_items for r in RunDirectory(tmp_path / "run").read_rounds()] == [4, 9, 14]
     make_pipeline(strategy=Pseudo(), iterations=2).run()  # replays oracle and pseudo labels on resume
 
 

@@ -94,7 +94,7 @@ def run(argv: Sequence[str]) -> int:
     """Validates the grid, runs its unfinished cells, writes the report; returns 1 if a cell failed, else 0."""
     args = build_parser().parse_args(argv)
     cells, executor = _prepare(args)
-    pending = [cell for cell in cells if not is_finished(cell.output_dir)]
+    pending = [cell for cell in cells if not RunDirectory(cell.output_dir).is_complete()]
     where = f"a SLURM job array ({args.jobs} at once)" if executor else f"{args.jobs} local process(es)"
     print(f"Benchmark {args.bench_dir}: {len(cells)} cells, {len(cells) - len(pending)} finished already; running "
           f"{len(pending)} on {where}.", flush=True)  # fmt: skip
@@ -134,15 +134,6 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Cell], submitit.Executor | 
     atomic_write_text(args.bench_dir / RECORD, yaml.safe_dump(record, sort_keys=False))
     atomic_write_text(cells[0].base_config, _base_config_text(base))
     return cells, executor
-
-
-def is_finished(run_dir: Path) -> bool:
-    """Returns whether a run directory holds a completed run (a summary written after its last ledger round)."""
-    directory = RunDirectory(run_dir)
-    if not directory.summary_path.exists() or not directory.ledger_path.exists():
-        return False
-    rounds = directory.ledger_path.read_bytes().count(b"\n")
-    return json.loads(directory.summary_path.read_text()).get("rounds") == rounds
 
 
 class _Progress:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from alseg.core.errors import ConfigError
+from alseg.core.round_record import RoundRecord
 from alseg.core.run_directory import RunDirectory
 
 #: Written by ``alseg-bench`` in the benchmark folder: cell name → ``{"error": str | None, "seconds": float}``.
@@ -23,7 +24,7 @@ class Run:
     strategy: str
     override: str | None
     seed: int
-    records: tuple[dict[str, Any], ...]
+    records: tuple[RoundRecord, ...]
 
     @property
     def name(self) -> str:
@@ -32,15 +33,15 @@ class Run:
 
     def num_labeled(self, rounds: int) -> np.ndarray:
         """Returns the labelled items after each of the first ``rounds`` rounds, ``[rounds]``."""
-        return np.array([record["num_labeled"] for record in self.records[:rounds]], dtype=float)
+        return np.array([record.num_labeled for record in self.records[:rounds]], dtype=float)
 
     def metric(self, name: str, rounds: int) -> np.ndarray:
         """Returns a validation metric after each of the first ``rounds`` rounds, ``[rounds]``."""
-        return np.array([record["metrics"][name] for record in self.records[:rounds]], dtype=float)
+        return np.array([record.metrics[name] for record in self.records[:rounds]], dtype=float)
 
     def pool_size(self) -> int:
         """Returns the items that can be labelled: labelled plus unlabelled at round 0."""
-        return int(self.records[0]["num_labeled"] + self.records[0]["num_unlabeled"])
+        return int(self.records[0].num_labeled + self.records[0].num_unlabeled)
 
 
 def load_runs(bench_dir: Path) -> list[Run]:
@@ -69,7 +70,7 @@ def check_metric(runs: list[Run], metric: str) -> None:
     Raises:
         ConfigError: The metric is missing somewhere (the message lists the metrics recorded everywhere).
     """
-    recorded = [set(record["metrics"]) for run in runs for record in run.records]
+    recorded = [set(record.metrics) for run in runs for record in run.records]
     if recorded and all(metric in names for names in recorded):
         return
     available = ", ".join(sorted(set.intersection(*recorded))) if recorded else "none"
@@ -78,27 +79,27 @@ def check_metric(runs: list[Run], metric: str) -> None:
 
 def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """Returns one flat row per (strategy, override, seed, round), with every metric any run recorded."""
-    metrics = sorted({name for run in runs for record in run.records for name in record["metrics"]})
+    metrics = sorted({name for run in runs for record in run.records for name in record.metrics})
     rows = []
     for run in runs:
         for record in run.records:
-            timing = record.get("timing_s", {})
+            timing = record.timing_s
             rows.append(
                 {
                     "strategy": run.strategy,
                     "override": run.override or "",
                     "seed": run.seed,
-                    "round": record["round"],
-                    "num_labeled": record["num_labeled"],
-                    "fraction_labeled": record["num_labeled"] / run.pool_size(),
-                    "num_unlabeled": record["num_unlabeled"],
-                    "num_pseudo_labeled": record.get("num_pseudo_labeled"),
-                    "num_selected": len(record["selected_ids"]),
-                    "selected_with_foreground": record.get("selected_with_foreground"),
-                    "epochs": record.get("epochs"),
-                    **{name: record["metrics"].get(name) for name in metrics},
+                    "round": record.round,
+                    "num_labeled": record.num_labeled,
+                    "fraction_labeled": record.num_labeled / run.pool_size(),
+                    "num_unlabeled": record.num_unlabeled,
+                    "num_pseudo_labeled": record.num_pseudo_labeled,
+                    "num_selected": len(record.selected_ids),
+                    "selected_with_foreground": record.selected_with_foreground,
+                    "epochs": record.epochs,
+                    **{name: record.metrics.get(name) for name in metrics},
                     **{f"{phase}_s": timing.get(phase) for phase in ("query", "train", "validate")},
-                    "wall_time_s": record.get("wall_time_s"),
+                    "wall_time_s": record.wall_time_s,
                 }
             )
     return rows

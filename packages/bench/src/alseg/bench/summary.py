@@ -114,8 +114,8 @@ def _foreground_share(runs: list[Run], rounds: int) -> np.ndarray | None:
     shares = []
     for run in runs:
         queried = run.records[1:rounds]
-        counts = [record.get("selected_with_foreground") for record in queried]
-        selected = sum(len(record["selected_ids"]) for record in queried)
+        counts = [record.selected_with_foreground for record in queried]
+        selected = sum(len(record.selected_ids) for record in queried)
         if not selected or any(count is None for count in counts):
             return None
         shares.append(sum(counts) / selected)
@@ -124,6 +124,6 @@ def _foreground_share(runs: list[Run], rounds: int) -> np.ndarray | None:
 
 def _seconds_per_round(runs: list[Run], rounds: int) -> dict[str, float]:
     records = [record for run in runs for record in run.records[:rounds]]
-    seconds = {phase: [r["timing_s"][phase] for r in records if phase != "query" or r["round"] > 0] for phase in PHASES}
-    seconds["wall"] = [record["wall_time_s"] for record in records]
+    seconds = {phase: [r.timing_s[phase] for r in records if phase != "query" or r.round > 0] for phase in PHASES}
+    seconds["wall"] = [record.wall_time_s for record in records]
     return {phase: float(mean_std(values)[0]) if values else float("nan") for phase, values in seconds.items()}

@@ -41,12 +41,3 @@ def all_gather_objects(obj: Any) -> list[Any]:
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, obj)
     return parts
-
-
-def broadcast_object(obj: Any) -> Any:
-    """Returns rank 0's ``obj`` on every rank (``obj`` itself outside a process group)."""
-    if not is_distributed():
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=0)
-    return holder[0]

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from lightning.pytorch import seed_everything
 
 from alseg.core import distributed
@@ -17,6 +16,7 @@ from alseg.core.inference import placement
 from alseg.core.init_args import describe, plain
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
+from alseg.core.round_record import RoundRecord
 from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
 from alseg.core.selection_check import check_selection
@@ -180,23 +180,21 @@ class ActiveLearningPipeline:
             return False
         return round_index == 0 or self.data_module.unlabeled_set_size() > 0
 
-    def _replay(self, records: list[dict[str, Any]]) -> None:
+    def _replay(self, records: list[RoundRecord]) -> None:
         """Restores the labels and weights of completed rounds without selecting again."""
         for record in records[1:]:
-            pseudo = record.get("pseudo_labels_file")
-            pseudo_labels = torch.load(self.run_dir.path / pseudo, weights_only=False) if pseudo else None
-            self.data_module.label_items(record["selected_ids"], pseudo_labels)
+            self.data_module.label_items(record.selected_ids, self.run_dir.load_pseudo_labels(record))
         if records:
-            expected = records[-1]["num_training_items"]
+            expected = records[-1].num_training_items
             if self.data_module.training_set_size() != expected:
                 raise ConfigError(
                     f"Cannot resume {self.run_dir.path}: the ledger records {expected} training items after round "
-                    f"{records[-1]['round']}, but replaying it gives {self.data_module.training_set_size()}. "
+                    f"{records[-1].round}, but replaying it gives {self.data_module.training_set_size()}. "
                     "The data changed since the run started."
                 )
-            self.trainer.load_weights(self.model, records[-1]["best_checkpoint"])
+            self.trainer.load_weights(self.model, records[-1].best_checkpoint)
 
-    def _run_round(self, round_index: int, writer: bool) -> dict[str, Any]:
+    def _run_round(self, round_index: int, writer: bool) -> RoundRecord:
         start = time.perf_counter()
         round_seed = derive_seed(self.seed, round_index)
         seed_everything(round_seed, workers=True, verbose=False)
@@ -212,26 +210,24 @@ class ActiveLearningPipeline:
         epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
         result = self.trainer.train(self.model, self.data_module, round_index, epochs)
         num_pseudo = self.data_module.training_set_num_pseudo_labels()
-        record: dict[str, Any] = {
-            "round": round_index,
-            "seed": round_seed,
-            "selected_ids": selected,
-            "pseudo_labeled_ids": sorted(pseudo_labels or {}),
-            "pseudo_labels_file": self._save_pseudo_labels(round_index, pseudo_labels) if writer else None,
-            "selected_with_foreground": _count_true(self.data_module.items_with_foreground(selected)),
-            "ground_truth_revealed": len(view.revealed_ids),
-            "strategy_notes": view.notes,
-            "num_labeled": self.data_module.training_set_size() - num_pseudo,
-            "num_pseudo_labeled": num_pseudo,
-            "num_training_items": self.data_module.training_set_size(),
-            "num_unlabeled": self.data_module.unlabeled_set_size(),
-            "epochs": epochs,
-            "metrics": result.metrics,
-            "best_checkpoint": result.best_checkpoint,
-            "timing_s": {"query": query_s, "train": result.train_s, "validate": result.validate_s},
-        }
-        record["wall_time_s"] = time.perf_counter() - start
-        return record
+        return RoundRecord(
+            round=round_index,
+            seed=round_seed,
+            selected_ids=selected,
+            num_labeled=self.data_module.training_set_size() - num_pseudo,
+            num_unlabeled=self.data_module.unlabeled_set_size(),
+            epochs=epochs,
+            metrics=result.metrics,
+            best_checkpoint=result.best_checkpoint,
+            num_pseudo_labeled=num_pseudo,
+            pseudo_labeled_ids=sorted(pseudo_labels or {}),
+            pseudo_labels_file=self.run_dir.save_pseudo_labels(round_index, pseudo_labels) if writer else None,
+            selected_with_foreground=_count_true(self.data_module.items_with_foreground(selected)),
+            ground_truth_revealed=len(view.revealed_ids),
+            strategy_notes=view.notes,
+            timing_s={"query": query_s, "train": result.train_s, "validate": result.validate_s},
+            wall_time_s=time.perf_counter() - start,
+        )
 
     def _query(self, view: QueryView, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
         """Asks the strategy (through ``view``, on the Trainer's device), checks its answer and labels rank 0's."""
@@ -249,34 +245,28 @@ class ActiveLearningPipeline:
                 "them, within the round's budget."
             )
         selected, pseudo_labels = check_selection(name, answer, pool_ids, self.items_to_label)
-        selected, pseudo_labels, view.notes, view.revealed_ids = distributed.broadcast_object(
-            (selected, pseudo_labels, view.notes, view.revealed_ids)
-        )
+        answers = distributed.all_gather_objects((selected, pseudo_labels, view.notes, view.revealed_ids))
+        differing = [rank for rank, other in enumerate(answers) if other[0] != selected]
+        if differing:  # every rank must label the same items; only a strategy that ignores the seed gets here
+            raise PluginError(
+                f"Strategy {name} selected other ids on rank(s) {differing} than on rank {distributed.rank()}. Under "
+                "a distributed run every rank must select the same ids: use only the seed the pipeline passes."
+            )
+        selected, pseudo_labels, view.notes, view.revealed_ids = answers[0]  # rank 0's, as written to the ledger
         self.data_module.label_items(selected, pseudo_labels)
         return selected, pseudo_labels
 
-    def _save_pseudo_labels(self, round_index: int, pseudo_labels: dict[str, Any] | None) -> str | None:
-        if not pseudo_labels:
-            return None
-        relative = Path(self.run_dir.pseudo_labels_dir.name) / f"round_{round_index:03d}.pt"
-        path = self.run_dir.path / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(pseudo_labels, tmp)
-        tmp.replace(path)
-        return str(relative)
-
-    def _summarise(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        test_metrics = self.trainer.test(self.model, self.data_module) if records else {}
-        last = records[-1] if records else {}
+    def _summarise(self, records: list[RoundRecord]) -> dict[str, Any]:
+        """Tests the final model; returns the summary of the run (round 0 always ran)."""
+        last = records[-1]
         return {
             "output_dir": str(self.run_dir.path),
             "rounds": len(records),
-            "num_labeled": last.get("num_labeled"),
-            "num_unlabeled": last.get("num_unlabeled"),
-            "final_metrics": last.get("metrics", {}),
-            "test_metrics": test_metrics,
-            "best_checkpoint": last.get("best_checkpoint"),
+            "num_labeled": last.num_labeled,
+            "num_unlabeled": last.num_unlabeled,
+            "final_metrics": last.metrics,
+            "test_metrics": self.trainer.test(self.model, self.data_module),
+            "best_checkpoint": last.best_checkpoint,
             "ledger": str(self.run_dir.ledger_path),
         }
 
@@ -297,10 +287,10 @@ def _check_at_least(name: str, value: int, minimum: int) -> None:
         )
 
 
-def _round_line(record: dict[str, Any]) -> str:
-    shown = [k for k in sorted(record["metrics"]) if k.endswith(("loss", "mean_dice"))] or sorted(record["metrics"])
-    metrics = ", ".join(f"{k} {record['metrics'][k]:.4g}" for k in shown[:4])
+def _round_line(record: RoundRecord) -> str:
+    shown = [k for k in sorted(record.metrics) if k.endswith(("loss", "mean_dice"))] or sorted(record.metrics)
+    metrics = ", ".join(f"{k} {record.metrics[k]:.4g}" for k in shown[:4])
     return (
-        f"round {record['round']}: {record['num_labeled']} labelled (+{len(record['selected_ids'])}), "
-        f"{record['num_unlabeled']} in the pool; {metrics}; {record['wall_time_s']:.1f} s"
+        f"round {record.round}: {record.num_labeled} labelled (+{len(record.selected_ids)}), "
+        f"{record.num_unlabeled} in the pool; {metrics}; {record.wall_time_s:.1f} s"
     )

@@ -114,7 +114,7 @@ class RoundTrainer:
         """Fits the model for one round, loads its best weights and validates them."""
         validate = data_module.has_validation_set()
         monitor = self.monitor if validate else None
-        directory = self.run_dir.checkpoints_dir / f"round_{round_index:03d}"
+        directory = self.run_dir.checkpoint_dir(round_index)
         shutil.rmtree(directory, ignore_errors=True)  # leftovers of an interrupted attempt at this round
         checkpoint = ModelCheckpoint(
             dirpath=directory,
@@ -130,7 +130,7 @@ class RoundTrainer:
             callbacks.insert(0, _CriterionCheck(self.monitor))
             if self.early_stopping_patience is not None:
                 callbacks.append(EarlyStopping(self.monitor, mode=self.mode, patience=self.early_stopping_patience))
-        trainer = self._trainer(f"round_{round_index:03d}", max_epochs=epochs, callbacks=callbacks)
+        trainer = self._trainer(self.run_dir.round_name(round_index), max_epochs=epochs, callbacks=callbacks)
         start = time.perf_counter()
         trainer.fit(model, datamodule=data_module)
         train_s = time.perf_counter() - start

@@ -34,9 +34,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from alseg.core.errors import ConfigError
+from alseg.core.round_record import RoundRecord
 
 #: Config keys that may change when a run is resumed: more rounds for a finished run, and the directory's own path
 #: (a run directory that was moved or copied resumes where it is).
@@ -131,7 +133,39 @@ class RunDirectory:
                 "be resumed. Restore the data or use another output_dir."
             )
 
-    def read_rounds(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def round_name(round_index: int) -> str:
+        """Returns the name of a round's checkpoint folder, pseudo-label file and log version (``round_003``)."""
+        return f"round_{round_index:03d}"
+
+    def checkpoint_dir(self, round_index: int) -> Path:
+        """Returns the folder of a round's checkpoints."""
+        return self.checkpoints_dir / self.round_name(round_index)
+
+    def save_pseudo_labels(self, round_index: int, pseudo_labels: dict[str, Any] | None) -> str | None:
+        """Saves a round's pseudo labels atomically; returns their file relative to the run (None if there are none)."""
+        if not pseudo_labels:
+            return None
+        path = self.pseudo_labels_dir / f"{self.round_name(round_index)}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(pseudo_labels, tmp)
+        tmp.replace(path)
+        return str(path.relative_to(self.path))
+
+    def load_pseudo_labels(self, record: RoundRecord) -> dict[str, Any] | None:
+        """Returns the pseudo labels a recorded round gave, or None."""
+        if record.pseudo_labels_file is None:
+            return None
+        return torch.load(self.path / record.pseudo_labels_file, weights_only=False)
+
+    def is_complete(self) -> bool:
+        """Returns whether the directory holds a finished run: a summary written after its last ledger round."""
+        if not self.summary_path.exists():
+            return False
+        return json.loads(self.summary_path.read_text()).get("rounds") == len(self.read_rounds())
+
+    def read_rounds(self) -> list[RoundRecord]:
         """Returns the completed rounds in order; a partial last line (left by a crash) is not a round."""
         if not self.ledger_path.exists():
             return []
@@ -139,14 +173,14 @@ class RunDirectory:
         complete = data[: data.rfind(b"\n") + 1].decode()
         records = [self._parse(number, line) for number, line in enumerate(complete.splitlines(), 1) if line.strip()]
         for expected, record in enumerate(records):
-            if record.get("round") != expected:
+            if record.round != expected:
                 raise ConfigError(
-                    f"{self.ledger_path}: line {expected + 1} records round {record.get('round')!r}, "
+                    f"{self.ledger_path}: line {expected + 1} records round {record.round!r}, "
                     f"expected {expected}. The ledger was edited or mixes runs."
                 )
         return records
 
-    def _parse(self, number: int, line: str) -> dict[str, Any]:
+    def _parse(self, number: int, line: str) -> RoundRecord:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
@@ -155,9 +189,9 @@ class RunDirectory:
             ) from None
         if not isinstance(record, dict):
             raise ConfigError(f"{self.ledger_path}: line {number} is not a JSON object. The ledger was edited.")
-        return record
+        return RoundRecord.from_json(record, f"{self.ledger_path}: line {number}")
 
-    def resume(self) -> list[dict[str, Any]]:
+    def resume(self) -> list[RoundRecord]:
         """Returns the completed rounds after cutting a partial last line off the ledger, so appends continue it.
 
         Only the run that continues the ledger calls this; readers (reports) use :meth:`read_rounds`.
@@ -171,9 +205,9 @@ class RunDirectory:
                     handle.truncate(complete)
         return records
 
-    def append_round(self, record: dict[str, Any]) -> None:
+    def append_round(self, record: RoundRecord) -> None:
         """Appends one round as a single JSON line, written with one ``write`` call and flushed to disk."""
-        line = (json.dumps(record, sort_keys=False) + "\n").encode()
+        line = (json.dumps(record.to_json(), sort_keys=False) + "\n").encode()
         fd = os.open(self.ledger_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line)
