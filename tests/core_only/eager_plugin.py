@@ -11,7 +11,7 @@ from torch import nn
 
 from alseg.core import PytorchModel, QueryStrategy
 from alseg.core.distributed import rank
-from alseg.core.inference import gather, stream_probabilities
+from alseg.core.inference import map_pool, stream_probabilities
 
 
 class EagerModel(PytorchModel):
@@ -47,18 +47,20 @@ class MaxProbabilityStrategy(QueryStrategy):
     """
 
     def select_items_to_label(self, models, data_module, items_to_label, *, seed=0, round=0, **kwargs):
-        local = {}
-        for batch, probabilities in stream_probabilities(models, data_module):
-            scores = 1 - probabilities.max(dim=1).values.flatten(1).mean(1)
-            local.update(zip(batch["id"], scores.tolist(), strict=True))
-        scores = gather(local)
+        scored = []  # this rank's share, for the test's record
+
+        def least_confidence(batch, probabilities):
+            scored.extend(batch["id"])
+            return (1 - probabilities.max(dim=1).values.flatten(1).mean(1)).tolist()
+
+        scores = map_pool(stream_probabilities(models, data_module), least_confidence)
         picked = sorted(scores, key=lambda i: (-scores[i], i))[:items_to_label]
         if os.environ.get("ALSEG_TEST_RANK_DEPENDENT") and rank() == 1:  # breaks the contract: ignores the seed
             picked = sorted(scores, key=lambda i: (scores[i], i))[:items_to_label]
         record = os.environ.get("ALSEG_TEST_RECORD")
         if record:
             path = Path(record) / f"round_{round}_rank_{rank()}.json"
-            path.write_text(json.dumps({"picked": picked, "scored": len(local), "pool": len(scores)}))
+            path.write_text(json.dumps({"picked": picked, "scored": len(scored), "pool": len(scores)}))
         if os.environ.get("ALSEG_TEST_KILL_ROUND") == str(round):
             os.killpg(0, 9)  # the whole process group, as a kill -9 of the launcher and its ranks
         return picked, None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from alseg.core import PluginError, QueryStrategy
-from alseg.core.inference import stream_probabilities
+from alseg.core.inference import map_pool, stream_probabilities
 from alseg.core.query_view import QueryView
 from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 
@@ -108,3 +108,14 @@ def test_streaming_through_the_view_matches_the_model_on_the_pool():
         model.eval()
         direct = torch.cat([model.predict_step(b, 0) for b in data.unlabeled_dataloader()])
     torch.testing.assert_close(streamed, direct)
+
+
+def test_map_pool_gives_one_value_per_pool_item_and_checks_the_count():
+    data = InMemoryDataModule()
+    model = TinySegmentationModel()
+    model.bind_data(data)
+    view = QueryView(data)
+    values = map_pool(stream_probabilities(model, view), lambda batch, p: p.flatten(1).mean(1).tolist())
+    assert sorted(values) == sorted(data.unlabeled_ids())
+    with pytest.raises(PluginError, match="returned 1 values for a batch of 4"):
+        map_pool(stream_probabilities(model, view), lambda batch, p: [0.0])

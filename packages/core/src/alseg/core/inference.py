@@ -7,12 +7,12 @@ device says nothing). Outside a pipeline (a strategy called directly) the model 
 Strategies consume batches as they stream and reduce them at once (to per-item scores or embeddings), so the pool's
 probability maps are never held in memory together. Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
 each rank runs over a disjoint, strided shard of the pool (every item exactly once, no padding duplicates), and
-:func:`gather` merges the per-item results so that every rank sees the whole pool.
+:func:`map_pool` reduces each batch to per-item values and gathers them, so that every rank sees the whole pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -178,8 +178,35 @@ class _IndexedBatches(list):
         self.global_indices = list(range(len(batches)))[rank::world]
 
 
-def gather(local: dict[str, Any]) -> dict[str, Any]:
-    """Merges per-item results ``{id: value}`` of all ranks (identity outside distributed runs)."""
+def map_pool(
+    stream: Iterator[tuple[dict[str, Any], torch.Tensor]],
+    fn: Callable[[dict[str, Any], torch.Tensor], Sequence[Any]],
+) -> dict[str, Any]:
+    """Maps ``fn`` over a stream's batches and returns one value per item of the whole pool, gathered over the ranks.
+
+    The one way a strategy turns pool inference into per-item results: every rank streams its share, and every rank
+    gets the values of all items.
+
+    Args:
+        stream: :func:`stream_probabilities` or :func:`stream_embeddings` (``(batch, tensor)`` pairs).
+        fn: Maps a batch and its tensor (probabilities ``[B, C, *S]`` / ``[K, B, C, *S]``, or embeddings
+            ``[B, D]``) to ``B`` picklable per-item values (e.g. ``scores.tolist()``), reduced at once so that no
+            probability map is kept.
+
+    Returns:
+        ``{id: value}`` over the pool.
+
+    Raises:
+        PluginError: ``fn`` returned another number of values than the batch has items.
+    """
+    local: dict[str, Any] = {}
+    for batch, tensor in stream:
+        values = list(fn(batch, tensor))
+        if len(values) != len(batch["id"]):
+            raise PluginError(
+                f"map_pool: the function returned {len(values)} values for a batch of {len(batch['id'])}."
+            )
+        local.update(zip(batch["id"], values, strict=True))
     merged: dict[str, Any] = {}
     for part in distributed.all_gather_objects(local):
         merged.update(part)

@@ -26,9 +26,16 @@ class QueryStrategy(RecordsInitArgs, ABC):
         models: PytorchModel | list[PytorchModel],
         data_module: QueryView,
         items_to_label: int,
+        *,
+        seed: int = 0,
+        round: int = 1,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
         """Selects the ids of the pool items to label next.
+
+        The pipeline calls ``select_items_to_label(models, view, items_to_label, seed=..., round=...)``, so an
+        override may declare ``seed`` and ``round`` or take them through ``**kwargs`` (the original framework's
+        signature ``select_items_to_label(models, data_module, items_to_label, **kwargs)``).
 
         Args:
             models: The pipeline's model (a list is reserved for ensemble-aware strategies).
@@ -42,9 +49,9 @@ class QueryStrategy(RecordsInitArgs, ABC):
                 ``ground_truth_revealed``). Any other attribute raises :class:`~alseg.core.errors.PluginError`.
                 Tests that call a strategy directly wrap the module: ``QueryView(data_module)``.
             items_to_label: The number of items wanted; the pipeline accepts at most this many.
-            **kwargs: Keyword arguments the pipeline always passes: ``seed`` (int, derived from the run's seed and
-                the round, the only source of randomness a strategy may use) and ``round`` (int, the query round,
-                starting at 1).
+            seed: Derived from the run's seed and the round: the only source of randomness a strategy may use.
+            round: The query round, starting at 1.
+            **kwargs: Reserved for further keyword arguments of later versions; ignore what you do not use.
 
         Returns:
             The selected ids (unique, from the pool, at most ``items_to_label``) and optional pseudo labels keyed by

@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 
-from alseg.core.inference import current_placement, gather, stream_embeddings
+from alseg.core.inference import current_placement, map_pool, stream_embeddings
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
@@ -51,7 +51,5 @@ class CoresetStrategy(QueryStrategy):
         return [pool_ids[i] for i in picked], None
 
     def _embed(self, model: PytorchModel, data_module: QueryView, loader: Any) -> dict[str, torch.Tensor]:
-        local = {}
-        for batch, embeddings in stream_embeddings(model, data_module, loader, requested_by="coreset"):
-            local.update(zip(batch["id"], embeddings.cpu(), strict=True))
-        return gather(local)
+        stream = stream_embeddings(model, data_module, loader, requested_by="coreset")
+        return map_pool(stream, lambda batch, embeddings: list(embeddings.cpu()))

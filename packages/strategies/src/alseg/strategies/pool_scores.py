@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from alseg.core.errors import PluginError
-from alseg.core.inference import gather, stream_probabilities
+from alseg.core.inference import map_pool, stream_probabilities
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 
@@ -51,12 +51,12 @@ def score_pool(
     """
     model = models[0] if isinstance(models, list) else models
     multi_label = data_module.multi_label()
-    local: dict[str, tuple[float, str]] = {}
-    for batch, probabilities in stream_probabilities(model, data_module, mc_samples, seed):
-        values = item_scores(probabilities, multi_label).detach().cpu().tolist()
-        for index, item_id in enumerate(batch["id"]):
-            local[item_id] = (values[index], _case_id(batch, index))
-    merged = gather(local)
+    merged = map_pool(
+        stream_probabilities(model, data_module, mc_samples, seed),
+        lambda batch, probabilities: list(
+            zip(item_scores(probabilities, multi_label).detach().cpu().tolist(), _case_ids(batch), strict=True)
+        ),
+    )
     ids = sorted(merged)
     if not ids and data_module.unlabeled_set_size() > 0:
         raise PluginError(
@@ -70,5 +70,5 @@ def score_pool(
     )
 
 
-def _case_id(batch: dict[str, Any], index: int) -> str:
-    return str(batch["case_id"][index]) if "case_id" in batch else str(batch["id"][index])
+def _case_ids(batch: dict[str, Any]) -> list[str]:
+    return [str(i) for i in batch.get("case_id", batch["id"])]
