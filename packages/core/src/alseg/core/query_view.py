@@ -112,7 +112,8 @@ class QueryView:
                 f"Strategy {self._strategy_name} asked for ground truth, but {type(self._module).__name__} does not "
                 "implement items_with_foreground(ids)."
             )
-        self.revealed_ids.extend(i for i in ids if i not in self.revealed_ids)
+        seen = set(self.revealed_ids)  # a set: the whole pool may be asked about, thousands of ids
+        self.revealed_ids.extend(i for i in dict.fromkeys(ids) if i not in seen)
         return list(map(bool, flags))
 
     def __getattr__(self, name: str) -> Any:
