@@ -4,8 +4,9 @@ import json
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
-from alseg.core import ConfigError, PluginError, QueryStrategy
+from alseg.core import ActiveLearningPipeline, ConfigError, PluginError, QueryStrategy
 from alseg.core.run_directory import RunDirectory
 from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 
@@ -239,3 +240,52 @@ def test_a_python_api_resume_with_other_arguments_is_refused(make_pipeline, tmp_
     with pytest.raises(ConfigError, match=f"different configuration.*{key}"):
         make_pipeline(**{"strategy": Pseudo(), "iterations": 2, **change}).run()
     assert (tmp_path / "run" / "rounds.jsonl").read_bytes() == before
+
+
+def test_testing_every_round_records_the_test_split_of_each_best_checkpoint(make_pipeline, tmp_path):
+    summary = make_pipeline(test_each_round=True).run()
+    records = RunDirectory(tmp_path / "run").read_rounds()
+    model, data = TinySegmentationModel(), InMemoryDataModule()
+    data.setup()
+    model.bind_data(data)
+    for record in records:
+        assert {"val/loss", "test/loss", "test/mean_dice"} <= set(record.metrics) and record.timing_s["test"] > 0
+        state = torch.load(tmp_path / "run" / record.best_checkpoint, weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+        tested = Trainer(accelerator="cpu", logger=False, enable_progress_bar=False).test(model, data, verbose=False)
+        assert record.metrics["test/loss"] == pytest.approx(tested[0]["test/loss"], rel=1e-5)
+    assert summary["test_metrics"] == {k: v for k, v in records[-1].metrics.items() if k.startswith("test/")}
+    assert not any(k.startswith("test/") for k in summary["final_metrics"])
+
+
+def test_rounds_are_tested_only_when_asked(make_pipeline, tmp_path):
+    make_pipeline(iterations=1).run()
+    assert not any(k.startswith("test/") for r in RunDirectory(tmp_path / "run").read_rounds() for k in r.metrics)
+
+
+def test_the_ledger_counts_the_annotation_cost_of_oracle_labels_across_a_resume(make_pipeline, tmp_path):
+    class CostlyData(InMemoryDataModule):
+        def annotation_cost(self, ids):  # a slice's cost: its digit sum, so that every id costs something else
+            return {"items": len(ids), "effort": sum(int(i.rsplit(":", 1)[1]) + 1 for i in ids)}
+
+    def cost(ids):
+        return CostlyData().annotation_cost(ids)["effort"]
+
+    def pipeline():
+        return ActiveLearningPipeline(
+            CostlyData(), TinySegmentationModel(), CrashingStrategy(), tmp_path / "run", items_to_label=3,
+            iterations=2, trainer_options={"accelerator": "cpu"},
+        )  # fmt: skip
+
+    CrashingStrategy.crash_round = 2
+    with pytest.raises(KeyboardInterrupt):
+        pipeline().run()
+    CrashingStrategy.crash_round = None
+    pipeline().run()
+    records = RunDirectory(tmp_path / "run").read_rounds()
+    initial = CostlyData()
+    initial.setup()
+    spent = cost(initial.labeled_ids())
+    for record in records:
+        spent += cost(record.selected_ids)
+        assert record.annotation_cost == {"items": record.num_labeled, "effort": spent}

@@ -151,6 +151,28 @@ def test_items_with_foreground_reads_cached_metadata(make):
         module.items_with_foreground(["nope"])
 
 
+@pytest.mark.parametrize("label_mode", ["multilabel", "multiclass"])
+def test_annotation_cost_counts_slices_voxels_and_ground_truth_foreground(make, label_mode):
+    slices, volumes = make(label_mode=label_mode), make(label_mode=label_mode, dim=3, initial_training_set_size=1)
+    ids = slices.unlabeled_ids()[:7]
+    labels = [read_item_label(slices.volume_cache, i) for i in ids]  # [R, H, W] regions or [H, W] classes
+    foreground = sum(int((label.reshape(-1, 16 * 16) > 0).any(0).sum()) for label in labels)
+    assert slices.annotation_cost(ids) == {
+        "items": 7,
+        "slices": 7,
+        "voxels": 7 * 16 * 16,
+        "foreground_voxels": foreground,
+    }
+    case = volumes.unlabeled_ids()[0]
+    regions = read_item_label(volumes.volume_cache, case)
+    cost = volumes.annotation_cost([case])
+    assert (cost["items"], cost["slices"], cost["voxels"]) == (1, 8, 16 * 16 * 8)
+    assert cost["foreground_voxels"] == int((regions.reshape(-1, 16, 16, 8) > 0).any(0).sum()) > 0
+    assert slices.labeled_ids() == slices._prepared().sets.train
+    with pytest.raises(PluginError, match="nope"):
+        slices.annotation_cost(["nope"])
+
+
 def test_second_epoch_and_second_module_decode_nothing(make, monkeypatch):
     module = make()
     assert module.volume_cache.decodes == 6
@@ -258,6 +280,7 @@ def test_short_pipeline_run(make, tmp_path):
     assert "test/loss" in summary["test_metrics"]
     last = json.loads((tmp_path / "run" / "rounds.jsonl").read_text().splitlines()[-1])
     assert last["selected_with_foreground"] == sum(module.items_with_foreground(last["selected_ids"]))
+    assert last["annotation_cost"] == module.annotation_cost(module.labeled_ids())  # every label is an oracle's
 
 
 def test_data_fingerprint_follows_content_split_and_normalization(make, brats6_dir, tmp_path, replace_keeping_mtime):

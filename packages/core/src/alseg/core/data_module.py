@@ -127,6 +127,14 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         pool = self._dataset("pool")
         return [pool[i]["id"] for i in range(len(pool))]  # type: ignore[arg-type]
 
+    def labeled_ids(self) -> list[str]:
+        """Returns the ids of the training set, in loader order (labelled and pseudo-labelled items).
+
+        The default reads every training item; subclasses that know their ids should override it.
+        """
+        train = self._dataset("train")
+        return [train[i]["id"] for i in range(len(train))]  # type: ignore[arg-type]
+
     def training_set_size(self) -> int:
         """Returns the number of labelled training items."""
         return len(self._dataset("train"))  # type: ignore[arg-type]
@@ -154,6 +162,19 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         ``ground_truth_foreground`` asks this method for oracle-informed baselines and is recorded in the ledger.
         """
         return None
+
+    def annotation_cost(self, ids: list[str]) -> dict[str, int]:
+        """Returns what labelling these items costs, in every unit the data module can count.
+
+        Units: ``items`` (always), and where the data allow ``slices`` (2D slices to annotate; a volume counts its
+        slices along the slicing axis), ``voxels`` and ``foreground_voxels`` (voxels of the ground truth that hold
+        foreground: the part of an item an annotator has to draw). The pipeline records the cost of the oracle's
+        labels in the ledger, so that learning curves can be drawn against each unit. The default counts items.
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return {"items": len(ids)}
 
     def has_validation_set(self) -> bool:
         """Returns True if the module provides a validation set."""

@@ -56,6 +56,8 @@ class ActiveLearningPipeline:
         model_selection_criterion: Validation metric that picks the best checkpoint of a round (logged as
             ``val/<name>``); ``loss`` by default.
         model_selection_mode: ``min`` or ``max``; by default ``min`` for losses and distances, ``max`` otherwise.
+        test_each_round: Also test every round's best checkpoint and record its ``test/...`` metrics: learning
+            curves on cases that never chose a checkpoint (the validation metrics that did are optimistic).
         seed: Seed of every random choice of the run.
         deterministic: Ask torch for deterministic algorithms.
         trainer_options: Further keyword arguments of ``lightning.pytorch.Trainer`` (e.g. ``accelerator``).
@@ -82,6 +84,7 @@ class ActiveLearningPipeline:
         early_stopping_patience: int = 3,
         model_selection_criterion: str = "loss",
         model_selection_mode: Literal["min", "max"] | None = None,
+        test_each_round: bool = False,
         seed: int = 0,
         deterministic: bool = False,
         trainer_options: dict[str, Any] | None = None,
@@ -106,7 +109,9 @@ class ActiveLearningPipeline:
         self.initial_epochs = initial_epochs or epochs
         self.epochs_increase_per_query = epochs_increase_per_query
         self.reset_weights = reset_weights
+        self.test_each_round = test_each_round
         self.seed = seed
+        self._cost: dict[str, int] = {}
         self.config = config or {
             "seed": seed,
             **{key: describe(obj) for key, obj in (("model", model), ("data", data_module), ("strategy", strategy))},
@@ -121,6 +126,7 @@ class ActiveLearningPipeline:
                 "early_stopping_patience": early_stopping_patience,
                 "model_selection_criterion": model_selection_criterion,
                 "model_selection_mode": model_selection_mode,
+                "test_each_round": test_each_round,
                 "deterministic": deterministic,
             },
             "trainer": plain(trainer_options or {}),
@@ -162,6 +168,7 @@ class ActiveLearningPipeline:
             records = self.run_dir.read_rounds()
         seed_everything(self.seed, verbose=False)  # layers built lazily from the data start from this seed
         self.model.bind_data(self.data_module)
+        self._cost = self.data_module.annotation_cost(self.data_module.labeled_ids())
         self._replay(records)
         round_index = len(records)
         while self._has_next_round(round_index):
@@ -184,6 +191,7 @@ class ActiveLearningPipeline:
         """Restores the labels and weights of completed rounds without selecting again."""
         for record in records[1:]:
             self.data_module.label_items(record.selected_ids, self.run_dir.load_pseudo_labels(record))
+            self._add_cost(record.selected_ids)
         if records:
             expected = records[-1].num_training_items
             if self.data_module.training_set_size() != expected:
@@ -204,11 +212,12 @@ class ActiveLearningPipeline:
         view = QueryView(self.data_module, type(self.strategy).__name__)
         if round_index > 0:
             selected, pseudo_labels = self._query(view, round_index, round_seed)
+            self._add_cost(selected)
             if self.reset_weights:
                 self.model.reset_parameters()
         query_s = time.perf_counter() - start
         epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
-        result = self.trainer.train(self.model, self.data_module, round_index, epochs)
+        result = self.trainer.train(self.model, self.data_module, round_index, epochs, test=self.test_each_round)
         num_pseudo = self.data_module.training_set_num_pseudo_labels()
         return RoundRecord(
             round=round_index,
@@ -223,11 +232,17 @@ class ActiveLearningPipeline:
             pseudo_labeled_ids=sorted(pseudo_labels or {}),
             pseudo_labels_file=self.run_dir.save_pseudo_labels(round_index, pseudo_labels) if writer else None,
             selected_with_foreground=_count_true(self.data_module.items_with_foreground(selected)),
+            annotation_cost=dict(self._cost),
             ground_truth_revealed=len(view.revealed_ids),
             strategy_notes=view.notes,
-            timing_s={"query": query_s, "train": result.train_s, "validate": result.validate_s},
+            timing_s={"query": query_s, "train": result.train_s, "validate": result.validate_s, "test": result.test_s},
             wall_time_s=time.perf_counter() - start,
         )
+
+    def _add_cost(self, ids: list[str]) -> None:
+        """Adds the annotation cost of oracle labels (``ids``, pseudo labels excluded) to the run's total."""
+        for unit, amount in self.data_module.annotation_cost(ids).items():
+            self._cost[unit] = self._cost.get(unit, 0) + int(amount)
 
     def _query(self, view: QueryView, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
         """Asks the strategy (through ``view``, on the Trainer's device), checks its answer and labels rank 0's."""
@@ -259,13 +274,15 @@ class ActiveLearningPipeline:
     def _summarise(self, records: list[RoundRecord]) -> dict[str, Any]:
         """Tests the final model; returns the summary of the run (round 0 always ran)."""
         last = records[-1]
+        tested = {k: v for k, v in last.metrics.items() if k.startswith("test/")}
+        validated = {k: v for k, v in last.metrics.items() if k not in tested}
         return {
             "output_dir": str(self.run_dir.path),
             "rounds": len(records),
             "num_labeled": last.num_labeled,
             "num_unlabeled": last.num_unlabeled,
-            "final_metrics": last.metrics,
-            "test_metrics": self.trainer.test(self.model, self.data_module),
+            "final_metrics": validated,
+            "test_metrics": tested or self.trainer.test(self.model, self.data_module),
             "best_checkpoint": last.best_checkpoint,
             "ledger": str(self.run_dir.ledger_path),
         }

@@ -35,9 +35,12 @@ class RoundRecord:
         pseudo_labels_file: The file holding those pseudo labels, relative to the run directory.
         selected_with_foreground: How many selected items hold foreground in their ground truth (analysis only), or
             None if the data module cannot tell.
+        annotation_cost: What the oracle labels so far cost, per unit (``items``, and where the data module counts
+            them ``slices``, ``voxels``, ``foreground_voxels``; see
+            :meth:`~alseg.core.data_module.ActiveLearningDataModule.annotation_cost`); empty in older ledgers.
         ground_truth_revealed: Pool ids whose ground truth the strategy asked for (oracle-informed baselines).
         strategy_notes: Values the strategy recorded (e.g. ``tied_picks``).
-        timing_s: Seconds spent in ``query``, ``train`` and ``validate``.
+        timing_s: Seconds spent in ``query``, ``train``, ``validate`` and ``test``.
         wall_time_s: Seconds of the whole round.
         schema_version: The ledger schema of this line.
     """
@@ -54,6 +57,7 @@ class RoundRecord:
     pseudo_labeled_ids: list[str] = field(default_factory=list)
     pseudo_labels_file: str | None = None
     selected_with_foreground: int | None = None
+    annotation_cost: dict[str, int] = field(default_factory=dict)
     ground_truth_revealed: int = 0
     strategy_notes: dict[str, Any] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)

@@ -43,16 +43,18 @@ class RoundResult:
 
     Attributes:
         metrics: Validation metrics of the best checkpoint (``val/...``), or the last training metrics if the data
-            module has no validation set.
+            module has no validation set; with ``test``, also its test metrics (``test/...``).
         best_checkpoint: Path of the best checkpoint, relative to the run directory.
         train_s: Seconds spent in ``Trainer.fit``.
         validate_s: Seconds spent validating the best checkpoint.
+        test_s: Seconds spent testing it (0 without ``test``).
     """
 
     metrics: dict[str, float]
     best_checkpoint: str
     train_s: float
     validate_s: float
+    test_s: float = 0.0
 
 
 class RoundTrainer:
@@ -110,8 +112,13 @@ class RoundTrainer:
         data_module: ActiveLearningDataModule,
         round_index: int,
         epochs: int,
+        test: bool = False,
     ) -> RoundResult:
-        """Fits the model for one round, loads its best weights and validates them."""
+        """Fits the model for one round, loads its best weights and validates them (and tests them, with ``test``).
+
+        Testing every round gives learning curves on cases that never chose a checkpoint; the validation metrics
+        that did are optimistic. Without a test set, ``test`` adds nothing.
+        """
         validate = data_module.has_validation_set()
         monitor = self.monitor if validate else None
         directory = self.run_dir.checkpoint_dir(round_index)
@@ -142,9 +149,12 @@ class RoundTrainer:
             if validate
             else _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
         )
+        validate_s = time.perf_counter() - start
+        if test and data_module.has_test_set():
+            metrics |= _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
         model.trainer = None  # no handle on the Trainer (and through it the data module) outside its stages
         relative = os.path.relpath(best, self.run_dir.path)
-        return RoundResult(metrics, relative, train_s, time.perf_counter() - start)
+        return RoundResult(metrics, relative, train_s, validate_s, time.perf_counter() - start - validate_s)
 
     def test(self, model: PytorchModel, data_module: ActiveLearningDataModule) -> dict[str, float]:
         """Tests the model on the data module's test set; returns {} when there is none."""

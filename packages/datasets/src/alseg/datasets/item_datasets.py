@@ -77,6 +77,21 @@ class ItemReader:
         slices = self.metas[case_id].foreground_slices[self.axis]
         return bool(slices) if slice_index is None else slice_index in slices
 
+    def annotation_cost(self, item_id: str) -> dict[str, int]:
+        """What labelling one item costs: 1 item, its slices along the slicing axis, voxels, foreground voxels.
+
+        The foreground voxels are counted in the ground truth (any region or class but background).
+        """
+        case_id, slice_index = parse_item_id(item_id)
+        label = read_item_label(self.cache, item_id, self.axis)
+        foreground = label.any(0) if self.multilabel else label > 0
+        return {
+            "items": 1,
+            "slices": self.metas[case_id].shape[self.axis] if slice_index is None else 1,
+            "voxels": int(np.prod(foreground.shape)),
+            "foreground_voxels": int(np.count_nonzero(foreground)),
+        }
+
     def _target(self, label: np.ndarray) -> torch.Tensor:
         target = _tensor(label)
         return target if self.multilabel else target[None].long()

@@ -57,8 +57,24 @@ class ItemSets:
         Raises:
             PluginError: An id is in none of the sets.
         """
+        self._check_known(ids, "items_with_foreground")
+        return [self.reader.has_foreground(i) for i in ids]
+
+    def annotation_cost(self, ids: list[str]) -> dict[str, int]:
+        """The summed :meth:`ItemReader.annotation_cost` of ``ids``.
+
+        Raises:
+            PluginError: An id is in none of the sets.
+        """
+        self._check_known(ids, "annotation_cost")
+        total = {"items": 0, "slices": 0, "voxels": 0, "foreground_voxels": 0}
+        for item_id in ids:
+            for unit, amount in self.reader.annotation_cost(item_id).items():
+                total[unit] += amount
+        return total
+
+    def _check_known(self, ids: list[str], method: str) -> None:
         known = {*self.train, *self.pool, *self.val, *self.test}
         unknown = [i for i in ids if i not in known]
         if unknown:
-            raise PluginError(f"{self.owner}.items_with_foreground: unknown ids {unknown[:10]}.")
-        return [self.reader.has_foreground(i) for i in ids]
+            raise PluginError(f"{self.owner}.{method}: unknown ids {unknown[:10]}.")

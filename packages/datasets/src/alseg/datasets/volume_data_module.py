@@ -256,6 +256,18 @@ class VolumeDataModule(ActiveLearningDataModule):
         """The pool's ids in loader order, without loading items."""
         return list(self._prepared().sets.pool)
 
+    def labeled_ids(self) -> list[str]:
+        """The training set's ids in loader order, without loading items."""
+        return list(self._prepared().sets.train)
+
+    def annotation_cost(self, ids: list[str]) -> dict[str, int]:
+        """Items, slices (a volume counts its slices along ``axis``), voxels and ground-truth foreground voxels.
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return self._prepared().sets.annotation_cost(ids)
+
     def training_set_num_pseudo_labels(self) -> int:
         """The number of pseudo-labelled training items."""
         return len(self._prepared().sets.reader.pseudo_labels)
