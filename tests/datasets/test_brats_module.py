@@ -12,6 +12,7 @@ from alseg.core.testing import SeededRandomStrategy, TinySegmentationModel, chec
 from alseg.datasets.brats import BraTSDataModule
 from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.items import parse_item_id, read_item_label
+from alseg.datasets.synthetic import SyntheticBraTS
 from alseg.datasets.volume_data_module import cache_root
 
 
@@ -308,3 +309,21 @@ def test_normalization_change_decodes_nothing(make):
     assert module._prepared().sets.reader.normalizer.schemes == ("ct",) * 4
     with pytest.raises(ConfigError, match=r"'normalization' .* Got 'zscore'"):
         BraTSDataModule(normalization="zscore")
+
+
+def test_synthetic_options_choose_the_generated_data_from_a_config(tmp_path):
+    from alseg.core.cli import build_pipeline
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "data:\n  class_path: brats\n  init_args:\n"
+        f"    cache_dir: {tmp_path / 'cache'}\n    val_fraction: 0.4\n    test_fraction: 0.4\n"
+        "    initial_training_set_size: 2\n    synthetic: {cases: 5, shape: [16, 16, 8], tumour_fraction: 1.0}\n"
+    )
+    module = build_pipeline(["--config", str(config), "--output_dir", str(tmp_path / "run")]).data_module
+    module.setup()
+    assert sum(map(len, (module.split.train, module.split.val, module.split.test))) == 5
+    assert module.synthetic == SyntheticBraTS(cases=5, shape=(16, 16, 8), tumour_fraction=1.0)
+    assert module.source().cases[0].case_id.startswith("BraTS2021_")
+    with pytest.raises(ConfigError, match="'synthetic' option .* without a 'data_dir'"):
+        BraTSDataModule(data_dir=str(tmp_path), synthetic=SyntheticBraTS(cases=5))

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from alseg.core.errors import ConfigError
-from alseg.datasets import synthetic
+from alseg.datasets import phantom, synthetic
 from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.msd_layout import discover_decathlon
-from alseg.datasets.synthetic import ensure_synthetic_brats, main, write_brats, write_decathlon
+from alseg.datasets.phantom import tumour_contrasts
+from alseg.datasets.synthetic import SyntheticBraTS, ensure_synthetic_brats, main, write_brats, write_decathlon
 
 SMALL = (16, 16, 12)
 
@@ -53,6 +54,23 @@ def test_modalities_differ_and_background_is_zero(tmp_path):
     assert header.get_zooms() == (1.0, 1.0, 1.5)
 
 
+def test_tumour_contrast_fades_tumours_towards_brain_and_one_keeps_the_data(tmp_path):
+    assert np.array_equal(tumour_contrasts(1.0), phantom._CONTRAST)
+
+    def t1ce_gap(contrast):  # mean enhancing-tumour minus healthy-brain t1ce intensity
+        folder = write_brats(tmp_path / f"c{contrast}", 1, SMALL, tumour_fraction=1.0, tumour_contrast=contrast)
+        case = discover_brats(folder)[0]
+        t1ce, flair = (nib.load(case.images[m].path).get_fdata() for m in ("t1ce", "flair"))
+        tumour = np.asarray(nib.load(case.label).dataobj) == 4
+        return t1ce[tumour].mean() - t1ce[(flair != 0) & ~tumour].mean(), tumour
+
+    (full, full_tumour), (faint, faint_tumour) = t1ce_gap(1.0), t1ce_gap(0.25)
+    assert np.array_equal(full_tumour, faint_tumour)  # the same anatomy, only fainter
+    assert 0.2 < faint / full < 0.45  # 0.25 of the contrast, plus texture and noise
+    with pytest.raises(ConfigError, match="tumour contrast must be in"):
+        write_brats(tmp_path / "x", 1, SMALL, tumour_contrast=0.0)
+
+
 def test_release_2023_uses_label_3(tmp_path):
     labels = _labels(write_brats(tmp_path / "d", 2, SMALL, release="2023", tumour_fraction=1.0))
     assert set(np.unique(np.concatenate([label.ravel() for label in labels]))) == {0, 1, 2, 3}
@@ -83,16 +101,16 @@ def test_bad_options_are_config_errors(tmp_path):
 
 
 def test_ensure_generates_once_per_options(tmp_path, monkeypatch):
-    first = ensure_synthetic_brats(tmp_path, n_cases=2, shape=SMALL, seed=3)
+    first = ensure_synthetic_brats(tmp_path, SyntheticBraTS(cases=2, shape=SMALL, seed=3))
     assert len(discover_brats(first)) == 2
 
     def fail(*args, **kwargs):
         raise AssertionError("generated again")
 
     monkeypatch.setattr(synthetic, "write_brats", fail)
-    assert ensure_synthetic_brats(tmp_path, n_cases=2, shape=SMALL, seed=3) == first
+    assert ensure_synthetic_brats(tmp_path, SyntheticBraTS(cases=2, shape=SMALL, seed=3)) == first
     monkeypatch.undo()
-    other = ensure_synthetic_brats(tmp_path, n_cases=2, shape=SMALL, seed=4)
+    other = ensure_synthetic_brats(tmp_path, SyntheticBraTS(cases=2, shape=SMALL, seed=4))
     assert other != first
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])
 

@@ -49,13 +49,27 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return field / max(float(field.std()), 1e-6)
 
 
-def make_phantom(shape: tuple[int, int, int], rng: np.random.Generator, with_tumour: bool) -> Phantom:
+def tumour_contrasts(tumour_contrast: float) -> np.ndarray:
+    """The contrast table with the tumour rows moved towards healthy brain: 1 keeps them, 0 makes tumours invisible.
+
+    Blended in float64, so ``tumour_contrast=1`` gives the table's float32 values exactly.
+    """
+    table = _CONTRAST.astype(np.float64)
+    table[2:] = table[0] + tumour_contrast * (table[2:] - table[0])
+    return table.astype(np.float32)
+
+
+def make_phantom(
+    shape: tuple[int, int, int], rng: np.random.Generator, with_tumour: bool, tumour_contrast: float = 1.0
+) -> Phantom:
     """Draw one phantom.
 
     Args:
         shape: Spatial shape ``(X, Y, Z)``.
         rng: Source of all randomness (same state → identical phantom).
         with_tumour: Whether to place a tumour.
+        tumour_contrast: How far tumour intensities stand out from healthy brain (1: the default contrasts; lower
+            values make tumours harder to see and to learn, see :func:`tumour_contrasts`).
 
     Returns:
         The phantom.
@@ -80,6 +94,6 @@ def make_phantom(shape: tuple[int, int, int], rng: np.random.Generator, with_tum
     texture = _smooth_noise(rng, (4, *shape), (0, sigma, sigma, sigma))
     scale = rng.uniform(800, 1200, 4).astype(np.float32)[:, None, None, None]
     noise = rng.standard_normal((4, *shape), dtype=np.float32)
-    image = (np.moveaxis(_CONTRAST[tissue], -1, 0) + 0.05 * texture + 0.02 * noise) * scale
+    image = (np.moveaxis(tumour_contrasts(tumour_contrast)[tissue], -1, 0) + 0.05 * texture + 0.02 * noise) * scale
     image = np.where(brain, np.maximum(image, 1.0), 0.0).astype(np.float32)
     return Phantom(image, tumour)

@@ -13,6 +13,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -34,7 +35,9 @@ _MSD_LABELS = {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3":
 _MSD_MODALITIES = {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"}
 
 
-def _phantoms(n_cases: int, shape: Sequence[int], seed: int, tumour_fraction: float) -> Iterator[Phantom]:
+def _phantoms(
+    n_cases: int, shape: Sequence[int], seed: int, tumour_fraction: float, tumour_contrast: float = 1.0
+) -> Iterator[Phantom]:
     """``n_cases`` phantoms; exactly ``round(tumour_fraction * n_cases)`` have a tumour."""
     if n_cases < 1:
         raise ConfigError(f"The number of cases must be >= 1. Got {n_cases}.")
@@ -42,11 +45,13 @@ def _phantoms(n_cases: int, shape: Sequence[int], seed: int, tumour_fraction: fl
         raise ConfigError(f"The shape must be 3 sizes, each >= 4. Got {tuple(shape)}.")
     if not 0.0 <= tumour_fraction <= 1.0:
         raise ConfigError(f"The tumour fraction must be in [0, 1]. Got {tumour_fraction}.")
+    if not 0.0 < tumour_contrast <= 1.0:
+        raise ConfigError(f"The tumour contrast must be in (0, 1]. Got {tumour_contrast}.")
     sequence = np.random.SeedSequence(seed)
     order = np.random.default_rng(sequence.spawn(1)[0]).permutation(n_cases)
     with_tumour = order < round(tumour_fraction * n_cases)
     return (  # lazy, but the options are checked before anything is written
-        make_phantom(tuple(shape), np.random.default_rng(case_seed), bool(tumour))
+        make_phantom(tuple(shape), np.random.default_rng(case_seed), bool(tumour), tumour_contrast)
         for case_seed, tumour in zip(sequence.spawn(n_cases), with_tumour, strict=True)
     )
 
@@ -84,6 +89,7 @@ def write_brats(
     tumour_fraction: float = 0.75,
     release: str = "2021",
     extension: str = ".nii.gz",
+    tumour_contrast: float = 1.0,
 ) -> Path:
     """Write a synthetic BraTS folder (one sub-folder per case, modalities and ``seg``).
 
@@ -95,6 +101,8 @@ def write_brats(
         tumour_fraction: Fraction of cases that have a tumour.
         release: Naming and label convention: ``"2020"``, ``"2021"`` or ``"2023"``.
         extension: ``".nii.gz"`` or ``".nii"``.
+        tumour_contrast: How far tumours stand out from healthy brain, in (0, 1]
+            (:func:`~alseg.datasets.phantom.make_phantom`).
 
     Returns:
         ``out_dir``.
@@ -103,7 +111,7 @@ def write_brats(
     brats_case_id(release, 0)  # validates the release before anything is written
     if extension not in EXTENSIONS:
         raise ConfigError(f"Unknown extension {extension!r}. Available: {', '.join(EXTENSIONS)}.")
-    phantoms = _phantoms(n_cases, shape, seed, tumour_fraction)
+    phantoms = _phantoms(n_cases, shape, seed, tumour_fraction, tumour_contrast)
     _prepare_out_dir(out_dir)
     affine = _affine(shape)
     values = {NECROTIC: 1, EDEMA: 2, ENHANCING: 3 if release == "2023" else 4}
@@ -125,6 +133,7 @@ def write_decathlon(
     seed: int = 0,
     tumour_fraction: float = 0.75,
     n_test: int = 2,
+    tumour_contrast: float = 1.0,
 ) -> Path:
     """Write a synthetic Decathlon task folder in the numbering of Task01_BrainTumour.
 
@@ -138,7 +147,7 @@ def write_decathlon(
     out_dir = Path(out_dir)
     if n_test < 0:
         raise ConfigError(f"The number of test cases must be >= 0. Got {n_test}.")
-    phantoms = _phantoms(n_cases + n_test, shape, seed, tumour_fraction)
+    phantoms = _phantoms(n_cases + n_test, shape, seed, tumour_fraction, tumour_contrast)
     _prepare_out_dir(out_dir)
     for folder in ("imagesTr", "labelsTr", "imagesTs"):
         (out_dir / folder).mkdir()
@@ -169,31 +178,51 @@ def write_decathlon(
     return out_dir
 
 
+@dataclass(frozen=True)
+class SyntheticBraTS:
+    """Options of a generated BraTS-layout dataset (see :func:`write_brats`).
+
+    Attributes:
+        cases: Number of cases.
+        shape: Spatial shape ``(X, Y, Z)`` of every volume.
+        seed: Seed of all randomness.
+        tumour_fraction: Fraction of cases that have a tumour (real BraTS cases all have one).
+        tumour_contrast: How far tumours stand out from healthy brain, in (0, 1].
+    """
+
+    cases: int = 12
+    shape: tuple[int, int, int] = DEFAULT_SHAPE
+    seed: int = 0
+    tumour_fraction: float = 0.75
+    tumour_contrast: float = 1.0
+
+
 def ensure_synthetic_brats(
-    cache_root: str | Path,
-    *,
-    n_cases: int = 12,
-    shape: Sequence[int] = DEFAULT_SHAPE,
-    seed: int = 0,
-    tumour_fraction: float = 0.75,
-    release: str = "2021",
+    cache_root: str | Path, options: SyntheticBraTS = SyntheticBraTS(), release: str = "2021"
 ) -> Path:
     """A synthetic BraTS folder under ``cache_root`` for these options, generated only once.
 
     Generation goes to a temporary folder that is then renamed, so concurrent callers and
-    interrupted runs never see a half-written folder. Arguments are as for :func:`write_brats`.
+    interrupted runs never see a half-written folder.
+
+    Args:
+        cache_root: Folder that holds generated datasets.
+        options: What to generate (see :func:`write_brats`).
+        release: Naming and label convention: ``"2020"``, ``"2021"`` or ``"2023"``.
 
     Returns:
         The dataset folder, ``cache_root/brats<release>-<n>cases-<X>x<Y>x<Z>-seed<s>-...``.
     """
+    n_cases, shape, seed, tumour_fraction = options.cases, options.shape, options.seed, options.tumour_fraction
     size = "x".join(str(n) for n in shape)
-    name = f"brats{release}-{n_cases}cases-{size}-seed{seed}-tumour{tumour_fraction:g}-v{_VERSION}"
+    contrast = f"-contrast{options.tumour_contrast:g}" if options.tumour_contrast != 1.0 else ""  # 1: older names
+    name = f"brats{release}-{n_cases}cases-{size}-seed{seed}-tumour{tumour_fraction:g}{contrast}-v{_VERSION}"
     target = Path(cache_root) / name
     if target.is_dir():
         return target
     temporary = Path(cache_root) / f".tmp-{name}-{uuid.uuid4().hex}"
     try:
-        write_brats(temporary, n_cases, shape, seed, tumour_fraction, release)
+        write_brats(temporary, n_cases, shape, seed, tumour_fraction, release, tumour_contrast=options.tumour_contrast)
         os.rename(temporary, target)
     except OSError:
         if not target.is_dir():
@@ -213,6 +242,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--shape", type=int, nargs=3, default=DEFAULT_SHAPE, metavar=("X", "Y", "Z"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tumour-fraction", type=float, default=0.75)
+    parser.add_argument("--tumour-contrast", type=float, default=1.0, help="in (0, 1]; lower is harder")
     parser.add_argument("--release", choices=("2020", "2021", "2023"), help="BraTS naming (2021)")
     parser.add_argument("--test-cases", type=int, help="unlabelled imagesTs cases (decathlon, 2)")
     return parser
@@ -230,12 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.layout == "brats":
             if args.test_cases is not None:
                 raise ConfigError("--test-cases applies to --layout decathlon only.")
-            out_dir = write_brats(*common, release=args.release or "2021")
+            out_dir = write_brats(*common, release=args.release or "2021", tumour_contrast=args.tumour_contrast)
         else:
             if args.release is not None:
                 raise ConfigError("--release applies to --layout brats only.")
             n_test = 2 if args.test_cases is None else args.test_cases
-            out_dir = write_decathlon(*common, n_test=n_test)
+            out_dir = write_decathlon(*common, n_test=n_test, tumour_contrast=args.tumour_contrast)
     except AlsegError as error:
         print(f"alseg-make-data: error: {error}", file=sys.stderr)
         return 2
