@@ -12,11 +12,13 @@ from pathlib import Path
 BENCH_ONLY = ("submitit", "matplotlib")
 
 
-def test_importing_core_loads_no_reference_or_benchmark_package():
+def test_importing_core_loads_no_reference_or_benchmark_package_nor_pytest():
+    # pytest: alseg-core does not depend on it; the kit's parametrize_with_checks imports it when called.
     code = (
         "import sys, alseg.core, alseg.core.testing, alseg.core.cli;"
         "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
-        "(['alseg', 'models'], ['alseg', 'datasets'], ['alseg', 'strategies'], ['alseg', 'bench'])))"
+        "(['alseg', 'models'], ['alseg', 'datasets'], ['alseg', 'strategies'], ['alseg', 'bench']) "
+        "or m.split('.')[0] in ('pytest', '_pytest')))"
     )
     # Not checked here: matplotlib in sys.modules. torchmetrics (through Lightning) imports it whenever it is installed,
     # as it is in the workspace; what matters is that alseg-core neither requires nor imports it (the tests below).

@@ -8,7 +8,7 @@ import torch
 
 from alseg.core import ActiveLearningPipeline
 from alseg.core.errors import ConfigError, DataError, PluginError
-from alseg.core.testing import SeededRandomStrategy, TinySegmentationModel, check_data_module
+from alseg.core.testing import SeededRandomStrategy, TinySegmentationModel
 from alseg.datasets.brats import BraTSDataModule
 from alseg.datasets.brats_layout import discover_brats
 from alseg.datasets.items import parse_item_id, read_item_label
@@ -256,11 +256,6 @@ def test_no_data_dir_builds_the_synthetic_benchmark_once(tmp_path, monkeypatch):
     again = BraTSDataModule(cache_dir=str(tmp_path / "root"))
     again.setup()
     assert again.volume_cache.decodes == 0 and again.unlabeled_ids() == module.unlabeled_ids()
-
-
-@pytest.mark.parametrize("dim", [2, 3])
-def test_conformance_kit(make, dim):
-    check_data_module(lambda: make(dim=dim, patch_size=(8, 8, 8), initial_training_set_size=2))
 
 
 def test_short_pipeline_run(make, tmp_path):

@@ -1,6 +1,7 @@
 """The MONAI U-Net model: shapes, output activations, dropout, embeddings, sliding windows, options, end to end."""
 
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader
 from alseg.core import ActiveLearningPipeline, ConfigError, DataError, PytorchModel
 from alseg.core.mc_dropout import mc_dropout
 from alseg.core.registry import resolve_class_path
-from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, check_model
+from alseg.core.testing import InMemoryDataModule, ModelTarget, SeededRandomStrategy, parametrize_with_checks
 from alseg.models.unet import UNet
 
 TINY = {"base_channels": 4, "num_levels": 3}
@@ -184,9 +185,12 @@ def test_indivisible_or_wrongly_shaped_input_raises_data_error():
         model.predict_step(batch_of(torch.randn(1, 16, 16)), 0)
 
 
-@pytest.mark.parametrize("multi_label", [False, True])
-def test_passes_the_conformance_kit(multi_label):
-    check_model(lambda: UNet(**TINY), InMemoryDataModule(multi_label=multi_label))
+@parametrize_with_checks(
+    ModelTarget(partial(UNet, **TINY), name="unet-single_label"),
+    ModelTarget(partial(UNet, **TINY), partial(InMemoryDataModule, multi_label=True), name="unet-multi_label"),
+)
+def test_passes_the_conformance_kit(check):
+    check()
 
 
 def test_validates_3d_volumes_window_by_window():
