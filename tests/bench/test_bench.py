@@ -1,4 +1,4 @@
-"""alseg-bench: grid, up-front validation, failing and interrupted cells, resume, local and submitit execution.
+"""alseg-bench: grid, validation, extension, test metrics, failing and interrupted cells, resume, local and SLURM runs.
 
 Here a killed benchmark is simulated by what a kill leaves behind (a ledger cut after a round, with a partial line, and
 no summary); test_bench_kill.py kills a real benchmark process once. The cell lock is released by the OS on any exit.
@@ -34,7 +34,8 @@ BASE = {
     "active_learning": {"iterations": 1, "items_to_label": 2, "logger": False},
     "trainer": {"accelerator": "cpu"},
 }
-GRID = {"strategies": [{"name": "random", "class_path": RANDOM}, {"name": "again", "class_path": RANDOM}], "seeds": 2}
+AGAIN = {"name": "again", "class_path": RANDOM}
+GRID = {"strategies": [{"name": "random", "class_path": RANDOM}, AGAIN], "seeds": 2}
 CELLS = ["random/seed_0", "random/seed_1", "again/seed_0", "again/seed_1"]
 
 
@@ -127,15 +128,69 @@ def test_an_interrupted_cell_resumes_after_its_last_round(copy):
     ]
 
 
-def test_a_folder_of_another_benchmark_is_refused(copy, capsys):
-    bench_dir, args = copy
-    files = sorted(p.relative_to(bench_dir) for p in bench_dir.rglob("*"))
+def files_of(bench_dir, cells):
+    """Returns the identity (inode) and content of every file of ``cells`` (run directory and log)."""
+    paths = [p for cell in cells for p in (bench_dir / cell).rglob("*")] + [bench_dir / f"logs/{c}.log" for c in cells]
+    return {p: (p.stat().st_ino, p.read_bytes()) for p in paths if p.is_file()}
+
+
+def test_added_seeds_and_strategies_run_only_the_new_cells_with_test_metrics(tmp_path):
+    bench_dir, one = tmp_path / "bench", {"strategies": [{"name": "random", "class_path": RANDOM}], "seeds": 1}
+    status, out = run_bench(bench_dir, inputs(tmp_path / "inputs", grid=one), "--no-report")
+    assert status == 0 and "1 cells, 0 finished already" in out and "new since" not in out
+    before, status_before = files_of(bench_dir, ["random/seed_0"]), (bench_dir / "status.json").read_text()
+    status, out = run_bench(bench_dir, inputs(tmp_path / "inputs", grid=one), "--seeds", "2", "--no-report")
+    assert status == 0 and "2 cells, 1 new since the last run, 1 finished already; running 1 on" in out
+    assert "[2/2] random/seed_1: finished" in out and files_of(bench_dir, ["random/seed_0"]) == before
+    before = files_of(bench_dir, ["random/seed_0", "random/seed_1"])
+    two = {"strategies": [AGAIN, *one["strategies"]], "seeds": [1, 0]}
+    status, out = run_bench(bench_dir, inputs(tmp_path / "inputs", grid=two), "--no-report")
+    assert status == 0 and "4 cells, 2 new since the last run, 2 finished already; running 2 on" in out
+    assert "[3/4] again/seed_1: finished" in out and "[4/4] again/seed_0: finished" in out  # the new grid's order
+    assert files_of(bench_dir, ["random/seed_0", "random/seed_1"]) == before
+    statuses = json.loads((bench_dir / "status.json").read_text())
+    assert sorted(statuses) == sorted(CELLS) and statuses["random/seed_0"] == json.loads(status_before)["random/seed_0"]
+    record = yaml.safe_load((bench_dir / "bench.yaml").read_text())
+    assert record == {"base": BASE, "grid": parse_grid(two).as_dict()}  # the base as given; the extended grid
+    assert yaml.safe_load((bench_dir / "base_config.yaml").read_text())["active_learning"]["test_each_round"] is True
+    for cell in CELLS:
+        rounds = [json.loads(line)["metrics"] for line in ledger(bench_dir, cell).splitlines()]
+        assert len(rounds) == 2 and all({"test/loss", "test/mean_dice"} <= set(metrics) for metrics in rounds)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            {"base": {**BASE, "active_learning": {**BASE["active_learning"], "items_to_label": 3}}},
+            "base.active_learning.items_to_label: 2 in the existing run, 3 now",
+        ),
+        (
+            {"grid": {**GRID, "overrides": {"big": {"trainer.max_epochs": 2}}}},
+            "overrides.big: None in the existing run, {'trainer.max_epochs': 2} now",
+        ),
+        (
+            {"grid": {**GRID, "strategies": [{"name": "random", "class_path": RANDOM, "init_args": {"k": 1}}, AGAIN]}},
+            "strategies.random.init_args.k: None in the existing run, 1 now",
+        ),
+        (
+            {"grid": {**GRID, "strategies": [{"name": "random", "class_path": "random"}, AGAIN]}},
+            f"strategies.random.class_path: '{RANDOM}' in the existing run, 'random' now",
+        ),
+        ({"grid": {**GRID, "strategies": GRID["strategies"][:1]}}, "strategy 'again' dropped"),
+        ({"grid": {**GRID, "seeds": [1, 2]}}, "seed(s) [0] dropped"),
+    ],
+)
+def test_changes_other_than_added_strategies_and_seeds_are_refused(copy, capsys, change, fragment):
+    bench_dir = copy[0]
+    files = {p: p.read_bytes() for p in bench_dir.rglob("*") if p.is_file()}
     with pytest.raises(SystemExit) as exit_info:
-        cli.main([str(bench_dir), *args, "--seeds", "3"])
+        cli.main([str(bench_dir), *inputs(Path("changed"), **change)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "another base config or grid (grid.seeds: [0, 1] in the existing run, [0, 1, 2] now)" in err
-    assert sorted(p.relative_to(bench_dir) for p in bench_dir.rglob("*")) == files
+    assert "holds a benchmark of another base config or grid" in err and fragment in err, err
+    assert "It takes only added strategies and seeds (the rest unchanged); use another folder" in err
+    assert {p: p.read_bytes() for p in bench_dir.rglob("*") if p.is_file()} == files
 
 
 @pytest.mark.parametrize(
@@ -189,17 +244,22 @@ def test_grid_labels_seeds_and_overrides(tmp_path):
         parse_grid({"strategies": [RANDOM, RANDOM]})
 
 
-def test_parallel_local_processes_give_the_same_runs(failed_once, tmp_path):
+def test_parallel_local_processes_give_the_same_runs_and_a_base_config_may_turn_tests_off(failed_once, tmp_path):
     root = failed_once[0]
-    args = inputs(tmp_path / "inputs")
+    args = inputs(
+        tmp_path / "inputs", base={**BASE, "active_learning": {**BASE["active_learning"], "test_each_round": False}}
+    )
     status, out = run_bench(tmp_path / "bench", args, "--strategies", RANDOM, "--jobs", "2", "--no-report")
     assert status == 0 and "running 2 on 2 local process(es)" in out
     for seed in (0, 1):
         expected = [
             json.loads(line)["selected_ids"] for line in ledger(root / "bench", f"random/seed_{seed}").splitlines()
         ]
-        produced = ledger(tmp_path / "bench", f"SeededRandomStrategy/seed_{seed}").splitlines()
-        assert [json.loads(line)["selected_ids"] for line in produced] == expected
+        produced = [
+            json.loads(line) for line in ledger(tmp_path / "bench", f"SeededRandomStrategy/seed_{seed}").splitlines()
+        ]
+        assert [record["selected_ids"] for record in produced] == expected  # selections do not depend on testing
+        assert len(produced) == 2 and not any(key.startswith("test/") for r in produced for key in r["metrics"])
 
 
 def test_slurm_path_runs_the_cells_through_submitit_debug_executor(tmp_path, monkeypatch, capsys):

@@ -9,7 +9,7 @@ Usage::
 The grid format is described in :mod:`alseg.bench.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
 file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark folder holds::
 
-    bench.yaml                          the base config and the grid; a different one is refused
+    bench.yaml                          the base config (as given) and the grid
     base_config.yaml                    the base config without strategy, seed and output_dir, read by every cell
     status.json                         the last outcome of every cell that ran (with the error of failed ones)
     <strategy>[/<override>]/seed_<s>/   the cells' run directories
@@ -17,9 +17,15 @@ file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark fo
     slurm/                              submitit's files (``--executor slurm``)
     report.md, report.html, learning_curves.png, results.csv   written by ``alseg-report`` at the end
 
+Every cell tests its best checkpoint in every round (``test/...`` metrics in its ledger): ``base_config.yaml`` sets
+``active_learning.test_each_round: true`` unless the base config sets ``test_each_round`` itself.
+
 A cell whose ``summary.json`` covers all its ledger's rounds is finished and skipped; any other cell runs, and
 ``alseg-train`` resumes it after its last completed round, so a killed benchmark run again with the same command
 continues where it stopped. A failing cell is reported at the end (exit status 1) and the rest of the grid runs.
+A benchmark folder can be extended: a grid with more strategies or seeds (e.g. ``--seeds 6`` after ``--seeds 3``)
+runs only the new cells, in the new grid's order, and is recorded in ``bench.yaml``. Any other change (the base
+config, an override, a strategy's class path or ``init_args``, a dropped strategy or seed) is refused.
 Bad input (an unknown strategy, a base config or override that does not validate, a folder of another benchmark)
 stops everything before any cell starts, with one message and exit status 2.
 """
@@ -39,7 +45,7 @@ import yaml
 
 from alseg.bench import report
 from alseg.bench.executors import CellOutcome, run_local, run_submitit, slurm_executor
-from alseg.bench.grid import GRID_OWNED, Cell, expand, parse_grid, validate_cells
+from alseg.bench.grid import Cell, Grid, cell_base_config, expand, parse_grid, validate_cells
 from alseg.bench.ledgers import STATUS_FILE
 from alseg.core.errors import AlsegError, ConfigError
 from alseg.core.run_directory import RunDirectory, atomic_write_text, config_differences
@@ -93,11 +99,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     """Validates the grid, runs its unfinished cells, writes the report; returns 1 if a cell failed, else 0."""
     args = build_parser().parse_args(argv)
-    cells, executor = _prepare(args)
+    cells, new, executor = _prepare(args)
     pending = [cell for cell in cells if not RunDirectory(cell.output_dir).is_complete()]
     where = f"a SLURM job array ({args.jobs} at once)" if executor else f"{args.jobs} local process(es)"
-    print(f"Benchmark {args.bench_dir}: {len(cells)} cells, {len(cells) - len(pending)} finished already; running "
-          f"{len(pending)} on {where}.", flush=True)  # fmt: skip
+    added = f", {new} new since the last run" if new else ""
+    print(f"Benchmark {args.bench_dir}: {len(cells)} cells{added}, {len(cells) - len(pending)} finished already; "
+          f"running {len(pending)} on {where}.", flush=True)  # fmt: skip
     progress = _Progress(args.bench_dir, len(cells), len(cells) - len(pending))
     outcomes = []
     if pending:
@@ -115,15 +122,20 @@ def run(argv: Sequence[str]) -> int:
     return 1 if failed else 0
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Cell], submitit.Executor | None]:
-    """Checks everything, then records the benchmark in its folder; returns the cells and the SLURM executor."""
+def _prepare(args: argparse.Namespace) -> tuple[list[Cell], int, submitit.Executor | None]:
+    """Checks everything, then records the benchmark in its folder.
+
+    Returns:
+        The cells, how many of them the folder's recorded grid lacks (0 in a new folder), and the SLURM executor.
+    """
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be an integer >= 1. Got {args.jobs}.")
     grid = parse_grid(_grid_spec(args))
     base = _read_mapping(args.config, "Base config")
-    record = {"base": base, "grid": grid.as_dict()}
-    _check_bench_dir(args.bench_dir, record)
+    recorded = _recorded_grid(args.bench_dir, base, grid)
     cells = expand(grid, args.bench_dir)
+    old = {cell.name for cell in expand(recorded, args.bench_dir)} if recorded else set()
+    new = sum(cell.name not in old for cell in cells) if recorded else 0
     executor = None
     if args.executor == "slurm":
         executor = slurm_executor(args.bench_dir / "slurm", _slurm_options(args.slurm), args.jobs)
@@ -131,9 +143,9 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Cell], submitit.Executor | 
         draft = Path(tmp) / "base_config.yaml"
         draft.write_text(_base_config_text(base))
         validate_cells(cells, draft)
-    atomic_write_text(args.bench_dir / RECORD, yaml.safe_dump(record, sort_keys=False))
+    atomic_write_text(args.bench_dir / RECORD, yaml.safe_dump({"base": base, "grid": grid.as_dict()}, sort_keys=False))
     atomic_write_text(cells[0].base_config, _base_config_text(base))
-    return cells, executor
+    return cells, new, executor
 
 
 class _Progress:
@@ -173,23 +185,33 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     return content
 
 
-def _check_bench_dir(bench_dir: Path, record: dict[str, Any]) -> None:
+def _recorded_grid(bench_dir: Path, base: dict[str, Any], grid: Grid) -> Grid | None:
+    """Returns the grid recorded in ``bench_dir`` (None if the folder is new or empty), which ``grid`` extends.
+
+    Raises:
+        ConfigError: The folder holds no benchmark, or one of another base config, or one that ``grid`` does not
+            extend.
+    """
     if bench_dir.exists() and not bench_dir.is_dir():
         raise ConfigError(f"Benchmark folder {bench_dir} exists and is not a directory.")
     if not bench_dir.exists() or not any(bench_dir.iterdir()):
-        return
+        return None
     if not (bench_dir / RECORD).exists():
         raise ConfigError(f"Benchmark folder {bench_dir} is not empty and holds no benchmark (no {RECORD}).")
-    differences = config_differences(yaml.safe_load((bench_dir / RECORD).read_text()), record)
-    if differences:
+    record = yaml.safe_load((bench_dir / RECORD).read_text())
+    recorded = parse_grid(record["grid"])
+    problems = config_differences(record["base"], base, "base") + grid.extension_problems(recorded)
+    if problems:
         raise ConfigError(
             f"Benchmark folder {bench_dir} holds a benchmark of another base config or grid "
-            f"({'; '.join(differences[:5])}). Use another folder or the same config and grid."
+            f"({'; '.join(problems[:5])}). It takes only added strategies and seeds (the rest unchanged); "
+            "use another folder for any other change."
         )
+    return recorded
 
 
 def _base_config_text(base: dict[str, Any]) -> str:
-    return yaml.safe_dump({key: value for key, value in base.items() if key not in GRID_OWNED}, sort_keys=False)
+    return yaml.safe_dump(cell_base_config(base), sort_keys=False)
 
 
 def _slurm_options(items: list[str]) -> dict[str, Any]:

@@ -14,7 +14,11 @@ Grid file (YAML; every key optional on the file, ``strategies`` required in the 
       budget_20: {active_learning.items_to_label: 20}
 
 A cell runs in ``BENCH/<strategy>/seed_<s>/``, or ``BENCH/<strategy>/<override>/seed_<s>/`` when there are
-overrides. The grid owns the ``strategy``, ``seed`` and ``output_dir`` options of every cell.
+overrides. The grid owns the ``strategy``, ``seed`` and ``output_dir`` options of every cell, and turns on
+``active_learning.test_each_round`` (test metrics in every round) unless the base config sets it.
+
+A grid *extends* a recorded one when it keeps the recorded overrides, strategies (same label, class path and
+``init_args``) and seeds, and adds strategies or seeds; an existing benchmark folder accepts only such a grid.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from __future__ import annotations
 import json
 import re
 from argparse import ArgumentError
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alseg.core import cli
 from alseg.core.errors import ConfigError
 from alseg.core.registry import resolve_class_path
+from alseg.core.run_directory import config_differences
 
 DEFAULT_SEEDS = 3
 #: Options every cell sets itself; the base config's values of these are dropped and overrides may not set them.
@@ -55,8 +60,28 @@ class Grid:
 
     def as_dict(self) -> dict[str, Any]:
         """Returns the grid as plain data, as recorded in ``bench.yaml``."""
-        strategies = [{"name": s.name, "class_path": s.class_path, "init_args": s.init_args} for s in self.strategies]
-        return {"strategies": strategies, "seeds": list(self.seeds), "overrides": self.overrides}
+        return {
+            "strategies": [asdict(s) for s in self.strategies],
+            "seeds": list(self.seeds),
+            "overrides": self.overrides,
+        }
+
+    def extension_problems(self, recorded: Grid) -> list[str]:
+        """Lists what keeps this grid from extending ``recorded`` (nothing if it does).
+
+        Returns:
+            One entry per changed override option, changed strategy (by label), dropped strategy, and one for the
+            dropped seeds.
+        """
+        strategies = {spec.name: spec for spec in self.strategies}
+        problems = config_differences(recorded.overrides, self.overrides, "overrides")
+        for old in recorded.strategies:
+            if old.name in strategies:
+                problems += config_differences(asdict(old), asdict(strategies[old.name]), f"strategies.{old.name}")
+            else:
+                problems.append(f"strategy {old.name!r} dropped")
+        dropped = [seed for seed in recorded.seeds if seed not in self.seeds]
+        return problems + ([f"seed(s) {dropped} dropped"] if dropped else [])
 
 
 @dataclass(frozen=True)
@@ -138,6 +163,19 @@ def expand(grid: Grid, bench_dir: Path) -> list[Cell]:
                 args = ("--strategy", json.dumps(strategy), *option_args, "--seed", str(seed))
                 cells.append(Cell(bench_dir, spec.name, override, seed, args))
     return cells
+
+
+def cell_base_config(base: dict[str, Any]) -> dict[str, Any]:
+    """Returns the base config every cell reads (``base_config.yaml``).
+
+    That is ``base`` without the :data:`GRID_OWNED` options, testing every round (``active_learning.test_each_round:
+    true``) unless ``base`` sets ``test_each_round`` itself.
+    """
+    config = {key: value for key, value in base.items() if key not in GRID_OWNED}
+    section = config.get("active_learning") or {}
+    if isinstance(section, dict):  # anything else fails the cells' validation
+        config["active_learning"] = {"test_each_round": True, **section}
+    return config
 
 
 def validate_cells(cells: list[Cell], base_config: Path) -> None:
