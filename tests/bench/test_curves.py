@@ -42,21 +42,26 @@ def test_mean_curve_averages_counts_and_metric():
     np.testing.assert_allclose(curve.std, [math.sqrt(0.02)] * 2)
 
 
-def test_paired_comparison_counts_and_exact_wilcoxon_p():
-    assert MIN_SEEDS_FOR_TEST == 6
-    # Differences 1, 2, -3, 4, 5, 6: the negative rank sum is 3; subsets of ranks 1..6 summing to <= 3 are
-    # {}, {1}, {2}, {3}, {1, 2} -> two-sided p = 2 * 5 / 64.
+def test_paired_comparison_counts_and_the_paired_t_test():
+    assert MIN_SEEDS_FOR_TEST == 2
+    # Differences 1, 2, -3, 4, 5, 6 counted; 1, 2, 3 tested: t² = 12 on 2 degrees of freedom, p = 1 − √(12 / 14).
     result = paired_comparison([1, 2, -3, 4, 5, 6], [0] * 6)
     assert (result.n, result.wins, result.ties, result.losses) == (6, 5, 0, 1)
     assert result.mean == pytest.approx(2.5)
     assert result.std == pytest.approx(np.std([1, 2, -3, 4, 5, 6], ddof=1))
-    assert result.p_value == pytest.approx(10 / 64)
-    assert paired_comparison([2, 3, 4, 5, 6, 7], [1] * 6).p_value == pytest.approx(2 / 64)
+    three = paired_comparison([2, 3, 4], [1, 1, 1])
+    assert three.p_value == pytest.approx(1 - math.sqrt(12 / 14)) and three.direction == 0  # p 0.074
+    assert paired_comparison([2, 3, 4], [1, 1, 1], alpha=0.1).direction == 1
+    assert paired_comparison([0.2, 0.25, 0.3], [0.5, 0.6, 0.55]).direction == -1
 
 
-def test_paired_comparison_has_no_test_with_few_seeds_and_p_one_without_differences():
-    few = paired_comparison([0.5, 0.7, 0.2], [0.4, 0.7, 0.3])
-    assert few.p_value is None and (few.wins, few.ties, few.losses) == (1, 1, 1)
-    assert few.mean == pytest.approx(0.0)
-    assert paired_comparison([0.3] * 6, [0.3] * 6).p_value == 1.0
-    assert np.isnan(paired_comparison([0.3], [0.1]).std)
+def test_paired_comparison_has_no_test_with_one_seed_and_handles_constant_differences():
+    one = paired_comparison([0.3], [0.1])
+    assert (one.p_value, one.direction, one.wins) == (None, 0, 1) and np.isnan(one.std)
+    none = paired_comparison([0.3] * 6, [0.3] * 6)
+    assert (none.p_value, none.direction, none.ties) == (1.0, 0, 6)
+    constant = paired_comparison([0.5, 0.6], [0.4, 0.5])  # 0.1 on both seeds (up to float rounding)
+    assert (constant.p_value, constant.direction) == (0.0, 1)
+    mixed = paired_comparison([0.5, 0.7, 0.2], [0.4, 0.7, 0.3])
+    assert (mixed.wins, mixed.ties, mixed.losses, mixed.direction) == (1, 1, 1, 0)
+    assert mixed.mean == pytest.approx(0.0)

@@ -1,6 +1,7 @@
 """Statistics of learning curves: area under the budget curve, mean ± std over seeds, paired comparisons.
 
 Pure functions of arrays; ledgers are read by :mod:`alseg.bench.ledgers`, reports written by :mod:`alseg.bench.report`.
+The paired test is the one of :mod:`alseg.bench.statistics`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.integrate import trapezoid
-from scipy.stats import wilcoxon
 
-#: Fewest paired seeds for a test: with ``n`` pairs the smallest two-sided Wilcoxon (or sign-test) p-value is
-#: ``2 / 2**n``, which is below 0.05 only from ``n = 6`` on.
-MIN_SEEDS_FOR_TEST = 6
+from alseg.bench.statistics import ALPHA, MIN_SEEDS_FOR_TEST, compare, paired_t_test
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,10 @@ class PairedComparison:
         wins: Pairs with a positive difference.
         ties: Pairs with a zero difference.
         losses: Pairs with a negative difference.
-        p_value: Two-sided Wilcoxon signed-rank p-value, or None with fewer than :data:`MIN_SEEDS_FOR_TEST` pairs.
+        p_value: Two-sided paired t-test p-value (:func:`~alseg.bench.statistics.paired_t_test`), or None with
+            fewer than :data:`~alseg.bench.statistics.MIN_SEEDS_FOR_TEST` pairs.
+        direction: +1 if the values are significantly higher than the reference's, -1 if lower, 0 if neither or
+            untested (:func:`~alseg.bench.statistics.compare`).
     """
 
     n: int
@@ -53,6 +54,7 @@ class PairedComparison:
     ties: int
     losses: int
     p_value: float | None
+    direction: int
 
 
 def aubc(num_labeled: ArrayLike, metric: ArrayLike) -> float:
@@ -101,25 +103,27 @@ def mean_curve(num_labeled: ArrayLike, metric: ArrayLike) -> Curve:
     return Curve(np.asarray(num_labeled, dtype=float).mean(axis=0), mean, std)
 
 
-def paired_comparison(values: ArrayLike, reference: ArrayLike) -> PairedComparison:
+def paired_comparison(values: ArrayLike, reference: ArrayLike, alpha: float = ALPHA) -> PairedComparison:
     """Compares per-seed values with a reference's values for the same seeds.
 
-    The test is scipy's two-sided Wilcoxon signed-rank test (exact for few pairs without tied magnitudes, zero
-    differences dropped); it is run only from :data:`MIN_SEEDS_FOR_TEST` pairs on, and gives 1 when every difference
-    is zero.
+    The test is the two-sided paired t-test of :mod:`alseg.bench.statistics` (p 1 when every difference is zero, 0
+    when every difference is the same nonzero amount), run from :data:`~alseg.bench.statistics.MIN_SEEDS_FOR_TEST`
+    pairs on.
 
     Args:
         values: ``[S]`` one value per seed.
         reference: ``[S]`` the reference's values for the same seeds, in the same order.
+        alpha: The significance level of ``direction``.
     """
-    differences = np.asarray(values, dtype=float) - np.asarray(reference, dtype=float)
+    a, b = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
+    differences = a - b
     if differences.ndim != 1 or differences.size == 0:
         raise ValueError(f"paired_comparison needs two 1-D arrays of one length >= 1. Got {differences.shape}.")
     wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
-    p_value = None
+    p_value, direction = None, 0
     if differences.size >= MIN_SEEDS_FOR_TEST:
-        p_value = float(wilcoxon(differences).pvalue) if wins + losses else 1.0
+        p_value, direction = float(paired_t_test(a, b)), int(compare(a, b, alpha))
     mean, std = mean_std(differences)
     return PairedComparison(
-        differences.size, float(mean), float(std), wins, differences.size - wins - losses, losses, p_value
+        differences.size, float(mean), float(std), wins, differences.size - wins - losses, losses, p_value, direction
     )

@@ -15,6 +15,12 @@ from alseg.core.run_directory import RunDirectory
 
 #: Written by ``alseg-bench`` in the benchmark folder: cell name → ``{"error": str | None, "seconds": float}``.
 STATUS_FILE = "status.json"
+#: The metric name that asks :func:`resolve_metric` to choose the split.
+AUTO_METRIC = "auto"
+#: What :data:`AUTO_METRIC` resolves to: the held-out test metric where every round recorded it, else validation.
+TEST_METRIC, VALIDATION_METRIC = "test/mean_dice", "val/mean_dice"
+#: Annotation-cost units in the order figures show them; other units a data module counts come after, sorted.
+COST_UNITS = ("items", "slices", "voxels", "foreground_voxels")
 
 
 @dataclass(frozen=True)
@@ -31,12 +37,31 @@ class Run:
         """Returns the cell's path in the benchmark folder, e.g. ``entropy/seed_0``."""
         return "/".join([self.strategy, *([self.override] if self.override else []), f"seed_{self.seed}"])
 
+    @property
+    def oracle_informed(self) -> bool:
+        """Whether the strategy asked for ground truth of pool items in any round (``ground_truth_revealed``)."""
+        return any(record.ground_truth_revealed > 0 for record in self.records)
+
     def num_labeled(self, rounds: int) -> np.ndarray:
         """Returns the labelled items after each of the first ``rounds`` rounds, ``[rounds]``."""
         return np.array([record.num_labeled for record in self.records[:rounds]], dtype=float)
 
+    def cost_units(self) -> set[str]:
+        """Returns the annotation-cost units every round recorded, and ``items`` (always known)."""
+        return {"items"} | set.intersection(*(set(record.annotation_cost) for record in self.records))
+
+    def cost(self, unit: str, rounds: int) -> np.ndarray:
+        """Returns the cumulative annotation cost after each of the first ``rounds`` rounds, ``[rounds]``.
+
+        ``items`` is ``num_labeled`` (the oracle labels, also in ledgers without ``annotation_cost``); other units
+        come from ``annotation_cost`` (see :meth:`cost_units`).
+        """
+        if unit == "items":
+            return self.num_labeled(rounds)
+        return np.array([record.annotation_cost[unit] for record in self.records[:rounds]], dtype=float)
+
     def metric(self, name: str, rounds: int) -> np.ndarray:
-        """Returns a validation metric after each of the first ``rounds`` rounds, ``[rounds]``."""
+        """Returns a ledger metric (``val/...`` or ``test/...``) after each of the first ``rounds`` rounds."""
         return np.array([record.metrics[name] for record in self.records[:rounds]], dtype=float)
 
     def pool_size(self) -> int:
@@ -64,6 +89,14 @@ def load_runs(bench_dir: Path) -> list[Run]:
     return sorted(runs, key=lambda run: (run.override or "", run.strategy, run.seed))
 
 
+def resolve_metric(runs: list[Run], metric: str) -> str:
+    """Returns ``metric``, or for :data:`AUTO_METRIC` the test metric if every round recorded it, else validation."""
+    if metric != AUTO_METRIC:
+        return metric
+    recorded = all(TEST_METRIC in record.metrics for run in runs for record in run.records)
+    return TEST_METRIC if runs and recorded else VALIDATION_METRIC
+
+
 def check_metric(runs: list[Run], metric: str) -> None:
     """Checks that every round of every run recorded ``metric``.
 
@@ -78,8 +111,12 @@ def check_metric(runs: list[Run], metric: str) -> None:
 
 
 def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """Returns one flat row per (strategy, override, seed, round), with every metric any run recorded."""
+    """Returns one flat row per (strategy, override, seed, round), with every metric and cost unit any run recorded.
+
+    Cost columns are ``cost_<unit>`` as the ledger recorded them (empty in ledgers without ``annotation_cost``).
+    """
     metrics = sorted({name for run in runs for record in run.records for name in record.metrics})
+    units = sorted({unit for run in runs for record in run.records for unit in record.annotation_cost})
     rows = []
     for run in runs:
         for record in run.records:
@@ -96,9 +133,11 @@ def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
                     "num_pseudo_labeled": record.num_pseudo_labeled,
                     "num_selected": len(record.selected_ids),
                     "selected_with_foreground": record.selected_with_foreground,
+                    "ground_truth_revealed": record.ground_truth_revealed,
+                    **{f"cost_{unit}": record.annotation_cost.get(unit) for unit in units},
                     "epochs": record.epochs,
                     **{name: record.metrics.get(name) for name in metrics},
-                    **{f"{phase}_s": timing.get(phase) for phase in ("query", "train", "validate")},
+                    **{f"{phase}_s": timing.get(phase) for phase in ("query", "train", "validate", "test")},
                     "wall_time_s": record.wall_time_s,
                 }
             )

@@ -1,7 +1,8 @@
 """Per-strategy statistics of a benchmark, computed from its runs.
 
-Statistics: mean curve, final metric, AUBC, paired differences to the reference strategy, share of selected items
-with foreground, seconds per round.
+Statistics: mean curve and mean annotation cost, final metric, AUBC, paired differences to the reference strategy,
+share of selected items with foreground, seconds per round; per group the pairwise penalty matrix and the bootstrap
+ranking of :mod:`alseg.bench.statistics`.
 
 Runs are grouped by override. Within a group every statistic uses the first ``R`` rounds that every run of the group
 completed, so that all strategies and seeds are compared over the same labelling budget.
@@ -9,15 +10,20 @@ completed, so that all strategies and seeds are compared over the same labelling
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Literal
 
 import numpy as np
 
 from alseg.bench.curves import Curve, PairedComparison, aubc, mean_curve, mean_std, paired_comparison
-from alseg.bench.ledgers import Run
+from alseg.bench.ledgers import COST_UNITS, Run
+from alseg.bench.statistics import PenaltyMatrix, Ranking, bootstrap_ranking, penalty_matrix
 
 PHASES = ("query", "train", "validate")
+#: Fewest seeds common to all strategies for a bootstrap ranking (with one, every resample is the same).
+MIN_SEEDS_FOR_RANKING = 2
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,12 @@ class ArmSummary:
 
     Attributes:
         strategy: The strategy's label.
+        oracle_informed: Whether a run asked for ground truth of pool items (``ground_truth_revealed > 0``).
         seeds: The seeds, in the order of the per-seed arrays.
+        values: The metric after each common round, ``[S, R]``.
         curve: The mean curve over the group's common rounds.
+        cost: Mean cumulative annotation cost over seeds after each round, ``[R]``, per unit of the group's
+            ``cost_units`` (``items``: the labelled items, as in ``curve``).
         final: Metric after the last common round, ``[S]``.
         aubc: Normalised area under the budget curve (:func:`alseg.bench.curves.aubc`) per seed, ``[S]``.
         final_vs_reference: Paired comparison of ``final`` with the reference (seeds both ran), or None.
@@ -39,14 +49,22 @@ class ArmSummary:
     """
 
     strategy: str
+    oracle_informed: bool
     seeds: tuple[int, ...]
+    values: np.ndarray
     curve: Curve
+    cost: dict[str, np.ndarray]
     final: np.ndarray
     aubc: np.ndarray
     final_vs_reference: PairedComparison | None
     aubc_vs_reference: PairedComparison | None
     foreground_share: np.ndarray | None
     seconds_per_round: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        """Returns the strategy's name for tables and legends, marked ``(oracle-informed)`` where it is."""
+        return f"{self.strategy} (oracle-informed)" if self.oracle_informed else self.strategy
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,12 @@ class GroupSummary:
         pool_size: Labelled plus unlabelled items at round 0.
         arms: One summary per strategy: the reference first, then sorted by label.
         truncated: Runs that completed more rounds than were used.
+        cost_units: Annotation-cost units every run of the group recorded, ``items`` first; a unit that is a constant
+            multiple of ``items`` in every run (slices of 2D slice items, their voxels) is left out: same curve.
+        penalty: The pairwise penalty matrix of the arms (in the order of ``arms``) over the query rounds.
+        ranking: The bootstrap ranking of the arms by AUBC over the seeds every arm ran, or None with fewer than
+            :data:`MIN_SEEDS_FOR_RANKING` of them.
+        ranking_seeds: The seeds every arm ran.
     """
 
     override: str | None
@@ -66,48 +90,96 @@ class GroupSummary:
     pool_size: int
     arms: tuple[ArmSummary, ...]
     truncated: tuple[str, ...]
+    cost_units: tuple[str, ...]
+    penalty: PenaltyMatrix
+    ranking: Ranking | None
+    ranking_seeds: tuple[int, ...]
 
 
 def summarise(runs: list[Run], metric: str, reference: str) -> list[GroupSummary]:
     """Returns one summary per override group of ``runs`` (sorted by override, strategy and seed)."""
-    groups = []
-    for override, members in groupby(runs, key=lambda run: run.override):
-        group = list(members)
-        rounds = min(len(run.records) for run in group)
-        arms = {name: list(arm) for name, arm in groupby(group, key=lambda run: run.strategy)}
-        arms = dict(sorted(arms.items(), key=lambda item: (item[0] != reference, item[0])))
-        reference_runs = {run.seed: run for run in arms.get(reference, [])}
-        summaries = tuple(
-            _arm(arm, metric, rounds, {} if name == reference else reference_runs) for name, arm in arms.items()
-        )
-        truncated = tuple(run.name for run in group if len(run.records) > rounds)
-        groups.append(GroupSummary(override, rounds, group[0].pool_size(), summaries, truncated))
-    return groups
+    return [_group(override, list(group), metric, reference) for override, group in groupby(runs, lambda r: r.override)]
 
 
-def _arm(runs: list[Run], metric: str, rounds: int, reference: dict[int, Run]) -> ArmSummary:
+def paired(arm: ArmSummary, other: ArmSummary, quantity: Literal["aubc", "final"] = "aubc") -> PairedComparison | None:
+    """Returns the paired comparison of a per-seed quantity of ``arm`` with ``other``'s, or None without common seed."""
+    index = {seed: i for i, seed in enumerate(other.seeds)}
+    pairs = [(i, index[seed]) for i, seed in enumerate(arm.seeds) if seed in index]
+    if not pairs:
+        return None
+    mine, theirs = (np.array(side) for side in zip(*pairs, strict=True))
+    return paired_comparison(getattr(arm, quantity)[mine], getattr(other, quantity)[theirs])
+
+
+def _group(override: str | None, runs: list[Run], metric: str, reference: str) -> GroupSummary:
+    rounds = min(len(run.records) for run in runs)
+    units = _cost_units(runs, rounds)
+    strategies = {name: list(arm) for name, arm in groupby(runs, key=lambda run: run.strategy)}
+    order = sorted(strategies, key=lambda name: (name != reference, name))
+    arms = [_arm(strategies[name], metric, rounds, units) for name in order]
+    if order[0] == reference:
+        ref = arms[0]
+        arms[1:] = [
+            dataclasses.replace(arm, final_vs_reference=paired(arm, ref, "final"), aubc_vs_reference=paired(arm, ref))
+            for arm in arms[1:]
+        ]
+    common = sorted(set.intersection(*(set(arm.seeds) for arm in arms)))
+    return GroupSummary(
+        override=override,
+        rounds=rounds,
+        pool_size=runs[0].pool_size(),
+        arms=tuple(arms),
+        truncated=tuple(run.name for run in runs if len(run.records) > rounds),
+        cost_units=units,
+        penalty=penalty_matrix(_by_seed(arms)),
+        ranking=bootstrap_ranking([arm.aubc[[arm.seeds.index(s) for s in common]] for arm in arms])
+        if len(common) >= MIN_SEEDS_FOR_RANKING
+        else None,
+        ranking_seeds=tuple(common),
+    )
+
+
+def _arm(runs: list[Run], metric: str, rounds: int, units: tuple[str, ...]) -> ArmSummary:
     labelled = np.stack([run.num_labeled(rounds) for run in runs])
     values = np.stack([run.metric(metric, rounds) for run in runs])
-    areas = np.array([aubc(x, y) for x, y in zip(labelled, values, strict=True)])
-    paired = [(i, reference[run.seed]) for i, run in enumerate(runs) if run.seed in reference]
-    final_vs = aubc_vs = None
-    if paired:
-        index = [i for i, _ in paired]
-        ref_values = np.stack([ref.metric(metric, rounds) for _, ref in paired])
-        ref_areas = [aubc(ref.num_labeled(rounds), y) for (_, ref), y in zip(paired, ref_values, strict=True)]
-        final_vs = paired_comparison(values[index, -1], ref_values[:, -1])
-        aubc_vs = paired_comparison(areas[index], ref_areas)
     return ArmSummary(
-        runs[0].strategy,
-        tuple(run.seed for run in runs),
-        mean_curve(labelled, values),
-        values[:, -1],
-        areas,
-        final_vs,
-        aubc_vs,
-        _foreground_share(runs, rounds),
-        _seconds_per_round(runs, rounds),
+        strategy=runs[0].strategy,
+        oracle_informed=any(run.oracle_informed for run in runs),
+        seeds=tuple(run.seed for run in runs),
+        values=values,
+        curve=mean_curve(labelled, values),
+        cost={unit: np.stack([run.cost(unit, rounds) for run in runs]).mean(axis=0) for unit in units},
+        final=values[:, -1],
+        aubc=np.array([aubc(x, y) for x, y in zip(labelled, values, strict=True)]),
+        final_vs_reference=None,
+        aubc_vs_reference=None,
+        foreground_share=_foreground_share(runs, rounds),
+        seconds_per_round=_seconds_per_round(runs, rounds),
     )
+
+
+def _cost_units(runs: list[Run], rounds: int) -> tuple[str, ...]:
+    units = set.intersection(*(run.cost_units() for run in runs))
+    shown = [unit for unit in units if unit == "items" or not all(_scales_items(run, unit, rounds) for run in runs)]
+    return tuple(
+        sorted(shown, key=lambda unit: (COST_UNITS.index(unit) if unit in COST_UNITS else len(COST_UNITS), unit))
+    )
+
+
+def _scales_items(run: Run, unit: str, rounds: int) -> bool:
+    """Whether ``unit`` is one constant multiple of ``items`` in every round (exact: costs are integers)."""
+    cost, items = run.cost(unit, rounds), run.num_labeled(rounds)
+    last = int(np.argmax(items))
+    return bool(np.all(cost * items[last] == items * cost[last]))
+
+
+def _by_seed(arms: list[ArmSummary]) -> np.ndarray:
+    """Returns the arms' metric values aligned by seed, ``[K, S, R]`` over all seeds, NaN where an arm lacks one."""
+    seeds = sorted(set().union(*(arm.seeds for arm in arms)))
+    values = np.full((len(arms), len(seeds), arms[0].values.shape[1]), np.nan)
+    for k, arm in enumerate(arms):
+        values[k, [seeds.index(seed) for seed in arm.seeds]] = arm.values
+    return values
 
 
 def _foreground_share(runs: list[Run], rounds: int) -> np.ndarray | None:
