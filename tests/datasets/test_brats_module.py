@@ -320,5 +320,5 @@ def test_synthetic_options_choose_the_generated_data_from_a_config(tmp_path):
     assert sum(map(len, (module.split.train, module.split.val, module.split.test))) == 5
     assert module.synthetic == SyntheticBraTS(cases=5, shape=(16, 16, 8), tumour_fraction=1.0)
     assert module.source().cases[0].case_id.startswith("BraTS2021_")
-    with pytest.raises(ConfigError, match="'synthetic' option .* without a 'data_dir'"):
+    with pytest.raises(ConfigError, match=r"'synthetic' option .* without a 'data_dir'"):
         BraTSDataModule(data_dir=str(tmp_path), synthetic=SyntheticBraTS(cases=5))

@@ -4,7 +4,7 @@ Usage::
 
     alseg-bench BENCH_DIR --config base.yaml [--grid grid.yaml] [--strategies random entropy …] [--seeds 3]
                 [--jobs N] [--executor local|slurm] [--slurm KEY=VALUE …] [--metric val/mean_dice]
-                [--reference random] [--no-report]
+                [--reference random] [--foreground-baseline fg_random] [--no-report]
 
 The grid format is described in :mod:`alseg.bench.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
 file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark folder holds::
@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metric", default=report.DEFAULT_METRIC, help="The report's metric (default %(default)s).")
     parser.add_argument("--reference", default=report.DEFAULT_REFERENCE, help="The report's reference strategy.")
+    parser.add_argument(
+        "--foreground-baseline",
+        default=report.DEFAULT_FOREGROUND_BASELINE,
+        help="The report's foreground-aware baseline (default %(default)s).",
+    )
     parser.add_argument("--no-report", action="store_true", help="Do not write the report at the end.")
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of errors.")
     return parser
@@ -115,7 +120,7 @@ def run(argv: Sequence[str]) -> int:
         print(f"  {outcome.cell.name}: {outcome.error} (log: {outcome.cell.log_path})")
     if not args.no_report:
         try:
-            paths = report.write_report(args.bench_dir, args.metric, args.reference)
+            paths = report.write_report(args.bench_dir, args.metric, args.reference, args.foreground_baseline)
         except AlsegError as error:
             raise AlsegError(f"The cells ran, but the report failed: {error}") from error
         print("Report: " + ", ".join(str(path) for path in paths))
