@@ -289,3 +289,10 @@ def test_cells_report_failures_and_a_cell_runs_in_one_process_at_a_time(tmp_path
     assert "base_config.yaml" in outcomes[0].error and "Traceback" in cell_a.log_path.read_text()
     assert outcomes[1].error.startswith("another process is running this cell")
     assert not cell_b.output_dir.exists()
+
+
+def test_the_report_compares_with_the_chosen_foreground_baseline(copy):
+    bench_dir, args = copy
+    run_bench(bench_dir, args, "--foreground-baseline", "again")
+    report = (bench_dir / "report.md").read_text()
+    assert "AUBC vs again" in report and "AUBC vs fg_random" not in report
