@@ -1,0 +1,45 @@
+"""Process start-up: what ``alseg-train`` costs before any work, against the libraries it cannot avoid.
+
+Runs, each in a fresh interpreter, ``import torch, lightning, monai`` (the floor) and ``alseg-train --help`` (imports
+every section's classes and builds the parser), and prints both medians, their difference (issue 10's target: alseg's
+own imports add <= 1 s) and their ratio. Usage: ``uv run python benchmarks/startup.py [--repeats 3]``.
+
+Where Python may not write ``.pyc`` files (``PYTHONDONTWRITEBYTECODE``), both are dominated by compiling the
+libraries from source unless the environment was installed with bytecode (the workspace sets uv's
+``compile-bytecode``).
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+FLOOR = [sys.executable, "-c", "import torch, lightning, monai"]
+TRAIN = [sys.executable, "-m", "alseg.core.cli", "--help"]
+
+
+def median_seconds(command: list[str], repeats: int) -> float:
+    """Returns the median wall time of ``repeats`` runs of ``command`` (after one warm-up run)."""
+    subprocess.run(command, check=True, capture_output=True)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Prints the start-up times and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    floor, train = median_seconds(FLOOR, args.repeats), median_seconds(TRAIN, args.repeats)
+    print(f"import torch, lightning, monai: {floor:.2f} s")
+    print(f"alseg-train --help:             {train:.2f} s")
+    print(f"alseg's own start-up: {train - floor:+.2f} s (target <= 1.00 s); ratio {train / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
