@@ -1,9 +1,10 @@
 """The conformance kit over every registered data module, in 2D and 3D, on six small synthetic cases."""
 
 import functools
-import tempfile
 from functools import partial
 from pathlib import Path
+
+import pytest
 
 from alseg.core.registry import registered
 from alseg.core.testing import DataModuleTarget, parametrize_with_checks
@@ -18,21 +19,27 @@ MODULES = {
 }
 
 
-@functools.cache
-def session_folder() -> tempfile.TemporaryDirectory:
-    """A folder that lives as long as the test session (removed at exit)."""
-    return tempfile.TemporaryDirectory(prefix="alseg-kit-")
+#: The pytest tmp folder of this module's tests (the kit's factories take no fixtures, so the fixture below sets it).
+ROOT: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def root(tmp_path_factory):
+    ROOT.append(tmp_path_factory.mktemp("kit"))
+    yield
+    ROOT.pop()
+    cases.cache_clear()
 
 
 @functools.cache
 def cases(name: str) -> Path:
     """The synthetic cases of a data module, written once for all of its checks."""
-    return MODULES[name][1](Path(session_folder().name) / name)
+    return MODULES[name][1](ROOT[-1] / name)
 
 
 def make(name: str, dim: int):
     """A new data module. Cases and volume cache are shared between checks: a check only reads them."""
-    cache = Path(session_folder().name) / f"{name}-cache"
+    cache = ROOT[-1] / f"{name}-cache"
     module = MODULES[name][0]
     return module(
         data_dir=str(cases(name)), cache_dir=str(cache), dim=dim, patch_size=(8, 8, 8), initial_training_set_size=2
