@@ -17,7 +17,7 @@ from alseg.core.round_record import RoundRecord
 matplotlib.use("Agg")
 
 
-def write_run(bench, name, dice, foreground=None, labelled=(4, 6, 8), pool=20):
+def write_run(bench, name, dice, foreground=None, labelled=(4, 6, 8), pool=20, pseudo=None):
     run = bench / name
     run.mkdir(parents=True)
     lines = []
@@ -35,6 +35,7 @@ def write_run(bench, name, dice, foreground=None, labelled=(4, 6, 8), pool=20):
             "best_checkpoint": f"checkpoints/round_{r:03d}/best.ckpt",
             "timing_s": {"query": float(r), "train": 2.0, "validate": 0.5},
             "wall_time_s": 3.0 + r,
+            "pseudo_label_dice": pseudo[r] if pseudo else {},
         }
         record["num_unlabeled"] = pool - record["num_labeled"]
         lines.append(json.dumps(record))
@@ -130,6 +131,19 @@ def test_one_panel_per_override_and_one_line_per_strategy(tmp_path):
     assert len(small.collections) == 3  # one ±std band per strategy
     assert small.get_lines()[0].get_linestyle() == "--"  # the reference
     assert small.get_title() == "override small"
+
+
+def test_the_report_shows_the_mean_pseudo_label_dice_of_every_round(bench):
+    write_run(bench, "interpolation/seed_0", [0.2, 0.5, 0.7], pseudo=[{}, {"a:1": 0.8, "a:2": 1.0}, {}])
+    write_run(bench, "interpolation/seed_1", [0.2, 0.4, 0.6], pseudo=[{}, {"b:1": 0.6}, {}])
+    report.main([str(bench)])
+    markdown = (bench / "report.md").read_text()
+    assert "### Pseudo-label quality" in markdown
+    assert "| interpolation | 0.800 | - |" in markdown  # (0.8 + 1.0 + 0.6) / 3 over both seeds; none in round 2
+    assert "| entropy |" not in markdown.split("### Pseudo-label quality")[1].split("###")[0]
+    with open(bench / "results.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["strategy"] == "interpolation" and row["round"] == "1"]
+    assert sorted(float(row["pseudo_label_dice"]) for row in rows) == [0.6, 0.9]
 
 
 def test_missing_metric_lists_the_available_ones(bench, capsys):

@@ -99,6 +99,18 @@ class UncountedPseudo(InMemoryDataModule):
         return 0
 
 
+class ShiftedMetadata(InMemoryDataModule):
+    def item_metadata(self, ids):
+        return [{**entry, "slice_index": entry["slice_index"] + 1} for entry in super().item_metadata(ids)]
+
+
+class ShiftedGroundTruth(InMemoryDataModule):
+    """Answers with the ground truth of the next slice: the misalignment of the original framework's check."""
+
+    def ground_truth(self, ids):
+        return {i: self._label(c, (s + 1) % 6) for i, (c, s) in zip(ids, map(self._position, ids), strict=True)}
+
+
 class UnstableIds(InMemoryDataModule):
     made = 0
 
@@ -130,6 +142,8 @@ def assert_fails_exactly(names, aggregate, arguments, message=""):
         (Forgiving, "check_data_module_rejects_unknown_ids"),
         (UncountedPseudo, "check_data_module_pseudo_labels"),
         (UnstableIds, "check_data_module_stable_ids"),
+        (ShiftedMetadata, "check_data_module_item_metadata"),
+        (partial(ShiftedGroundTruth, initial_training_set_size=20), "check_data_module_ground_truth"),
     ],
 )
 def test_a_broken_data_module_fails_exactly_its_check(module, check):

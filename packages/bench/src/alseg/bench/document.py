@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from alseg.bench.ledgers import AUTO_METRIC, TEST_METRIC
-from alseg.bench.report_tables import cost_table, penalty_table, ranking_table, results_table, verdict_table
+from alseg.bench.report_tables import (
+    cost_table,
+    penalty_table,
+    pseudo_label_table,
+    ranking_table,
+    results_table,
+    verdict_table,
+)
 from alseg.bench.statistics import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS_FOR_TEST
 from alseg.bench.summary import GroupSummary
 
@@ -124,8 +131,15 @@ def _group_blocks(group: GroupSummary, metric: str, baselines: tuple[str, str]) 
         *(("p", note) for note in notes),
         ("table", *results_table(group, metric)),
         ("table", *cost_table(group)),
-        ("h3", "Pairwise penalty matrix"),
     ]
+    pseudo = pseudo_label_table(group)
+    if pseudo is not None:
+        blocks += [
+            ("h3", "Pseudo-label quality"),
+            ("p", "Mean Dice of each round's pseudo labels against the ground truth of the same items."),
+            ("table", *pseudo),
+        ]
+    blocks.append(("h3", "Pairwise penalty matrix"))
     if group.penalty.budget_points:
         blocks += [
             ("p", f"{group.penalty.budget_points} budget point(s): rounds 1-{group.rounds - 1}. Row wins over column."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,8 @@ def check_metric(runs: list[Run], metric: str) -> None:
 def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
     """Returns one flat row per (strategy, override, seed, round), with every metric and cost unit any run recorded.
 
-    Cost columns are ``cost_<unit>`` as the ledger recorded them (empty in ledgers without ``annotation_cost``).
+    Cost columns are ``cost_<unit>`` as the ledger recorded them (empty in ledgers without ``annotation_cost``);
+    ``pseudo_label_dice`` is the mean Dice of the round's pseudo labels (empty without any).
     """
     metrics = sorted({name for run in runs for record in run.records for name in record.metrics})
     units = sorted({unit for run in runs for record in run.records for unit in record.annotation_cost})
@@ -131,6 +133,7 @@ def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
                     "fraction_labeled": record.num_labeled / run.pool_size(),
                     "num_unlabeled": record.num_unlabeled,
                     "num_pseudo_labeled": record.num_pseudo_labeled,
+                    "pseudo_label_dice": _mean(record.pseudo_label_dice.values()),
                     "num_selected": len(record.selected_ids),
                     "selected_with_foreground": record.selected_with_foreground,
                     "ground_truth_revealed": record.ground_truth_revealed,
@@ -142,6 +145,11 @@ def result_rows(runs: list[Run]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
 
 
 def read_failures(bench_dir: Path) -> dict[str, str]:

@@ -38,6 +38,15 @@ def cost_table(group: GroupSummary) -> Table:
     return ["strategy", "foreground share", *(f"{phase} s/round" for phase in phases)], rows
 
 
+def pseudo_label_table(group: GroupSummary) -> Table | None:
+    """Returns the mean pseudo-label Dice of every query round of the strategies that gave pseudo labels, or None."""
+    arms = [arm for arm in group.arms if arm.pseudo_label_dice is not None]
+    if not arms:
+        return None
+    rows = [[arm.label, *("-" if math.isnan(d) else f"{d:.3f}" for d in arm.pseudo_label_dice)] for arm in arms]
+    return ["strategy", *(f"round {r}" for r in range(1, group.rounds))], rows
+
+
 def penalty_table(group: GroupSummary) -> Table:
     """Returns the penalty matrix: row strategy wins over column strategy, with the column sums below."""
     penalty, labels = group.penalty, [arm.label for arm in group.arms]

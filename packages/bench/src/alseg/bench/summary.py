@@ -46,6 +46,9 @@ class ArmSummary:
             module cannot tell (``selected_with_foreground`` null) or nothing was selected.
         seconds_per_round: Mean seconds per round of ``query`` (query rounds only), ``train``, ``validate`` and
             ``wall`` (the whole round), over rounds and seeds.
+        pseudo_label_dice: Mean Dice of each query round's pseudo labels against the ground truth of the same items,
+            over its pseudo labels of all seeds, ``[R - 1]`` (NaN for a round without any), or None if no round
+            recorded one.
     """
 
     strategy: str
@@ -60,6 +63,7 @@ class ArmSummary:
     aubc_vs_reference: PairedComparison | None
     foreground_share: np.ndarray | None
     seconds_per_round: dict[str, float]
+    pseudo_label_dice: np.ndarray | None = None
 
     @property
     def label(self) -> str:
@@ -155,6 +159,7 @@ def _arm(runs: list[Run], metric: str, rounds: int, units: tuple[str, ...]) -> A
         aubc_vs_reference=None,
         foreground_share=_foreground_share(runs, rounds),
         seconds_per_round=_seconds_per_round(runs, rounds),
+        pseudo_label_dice=_pseudo_label_dice(runs, rounds),
     )
 
 
@@ -192,6 +197,13 @@ def _foreground_share(runs: list[Run], rounds: int) -> np.ndarray | None:
             return None
         shares.append(sum(counts) / selected)
     return np.array(shares)
+
+
+def _pseudo_label_dice(runs: list[Run], rounds: int) -> np.ndarray | None:
+    per_round = [[d for run in runs for d in run.records[r].pseudo_label_dice.values()] for r in range(1, rounds)]
+    if not any(per_round):
+        return None
+    return np.array([np.mean(values) if values else np.nan for values in per_round])
 
 
 def _seconds_per_round(runs: list[Run], rounds: int) -> dict[str, float]:

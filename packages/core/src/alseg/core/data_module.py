@@ -24,6 +24,7 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from alseg.core import distributed
@@ -162,6 +163,42 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         ``ground_truth_foreground`` asks this method for oracle-informed baselines and is recorded in the ledger.
         """
         return None
+
+    def ground_truth(self, ids: list[str]) -> dict[str, Tensor] | None:
+        """The simulated oracle's answer: each item's ground-truth label, without labelling it; None if unknown.
+
+        Labels are shaped like a training item's ``label``. The pipeline uses them to derive pseudo labels from the
+        oracle's labels of a selection (:mod:`alseg.core.derived_labels`) and to record how well every pseudo label
+        matches the ground truth of the same item. Strategies never see it. The default knows none.
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return None
+
+    def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The metadata of training or pool items: ``case_id`` and, for slices, ``slice_index`` (module docstring).
+
+        An item without ``case_id`` is its own case. The default reads the items (images included); data modules
+        that know their items should override it.
+
+        Raises:
+            PluginError: An id is neither a training nor a pool item.
+        """
+        wanted, found = set(ids), {}
+        for name in ("train", "pool"):
+            dataset = self._dataset(name)
+            for index in range(len(dataset)):  # type: ignore[arg-type]
+                item = dataset[index]  # type: ignore[index]
+                if item["id"] in wanted:
+                    found[item["id"]] = {"case_id": item.get("case_id", item["id"])}
+                    found[item["id"]] |= {k: item[k] for k in ("slice_index",) if k in item}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise PluginError(
+                f"{type(self).__name__}.item_metadata: ids neither labelled nor in the pool: {unknown[:10]}."
+            )
+        return [found[i] for i in ids]
 
     def annotation_cost(self, ids: list[str]) -> dict[str, int]:
         """Returns what labelling these items costs, in every unit the data module can count.

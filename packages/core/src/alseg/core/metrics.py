@@ -71,6 +71,23 @@ def labels_to_masks(labels: Tensor, num_classes: int, multi_label: bool) -> Tens
     return one_hot(labels.long(), num_classes, dtype=torch.bool, dim=0)
 
 
+def label_dice(pred: Tensor, target: Tensor, num_classes: int, multi_label: bool) -> float:
+    """Mean Dice over the foreground classes of two labels of one item (e.g. a pseudo label and the ground truth).
+
+    Args:
+        pred: Single-label class indices ``[1, *spatial]`` or multi-label binary ``[C, *spatial]``.
+        target: The same format as ``pred``.
+        num_classes: ``C``.
+        multi_label: Which of the two label formats the labels have.
+
+    Returns:
+        The mean of the per-class Dice, with the empty-set conventions of the module docstring.
+    """
+    first = 0 if multi_label else 1
+    masks = [labels_to_masks(labels, num_classes, multi_label)[first:] for labels in (pred, target)]
+    return float(volume_metrics(*masks, hausdorff=False)["dice"].mean())
+
+
 def hd95(pred: Tensor, target: Tensor, spacing: Sequence[float] | None = None) -> Tensor:
     """95th-percentile Hausdorff distance of every class of one volume (MONAI's, Euclidean).
 

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from lightning.pytorch import seed_everything
 
 from alseg.core import distributed
 from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.derived_labels import resolve_pseudo_labels
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.inference import placement
 from alseg.core.init_args import describe, plain
+from alseg.core.metrics import label_dice
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.round_record import RoundRecord
@@ -231,6 +234,7 @@ class ActiveLearningPipeline:
             num_pseudo_labeled=num_pseudo,
             pseudo_labeled_ids=sorted(pseudo_labels or {}),
             pseudo_labels_file=self.run_dir.save_pseudo_labels(round_index, pseudo_labels) if writer else None,
+            pseudo_label_dice=self._pseudo_label_dice(pseudo_labels),
             selected_with_foreground=_count_true(self.data_module.items_with_foreground(selected)),
             annotation_cost=dict(self._cost),
             ground_truth_revealed=len(view.revealed_ids),
@@ -268,8 +272,35 @@ class ActiveLearningPipeline:
                 "a distributed run every rank must select the same ids: use only the seed the pipeline passes."
             )
         selected, pseudo_labels, view.notes, view.revealed_ids = answers[0]  # rank 0's, as written to the ledger
+        pseudo_labels = resolve_pseudo_labels(pseudo_labels, self._oracle_labels)
         self.data_module.label_items(selected, pseudo_labels)
         return selected, pseudo_labels
+
+    def _ground_truth(self, ids: list[str]) -> dict[str, Any] | None:
+        """The data module's ground truth of ``ids``, checked to cover them all; None if it has none."""
+        truth = self.data_module.ground_truth(ids)
+        if truth is not None and set(truth) != set(ids):
+            missing = sorted(set(ids) - set(truth))[:5]
+            raise PluginError(f"{type(self.data_module).__name__}.ground_truth left out ids {missing}.")
+        return truth
+
+    def _oracle_labels(self, ids: list[str]) -> dict[str, Any]:
+        """The oracle's labels of selected ids, from which derived pseudo labels are computed."""
+        truth = self._ground_truth(ids)
+        if truth is None:
+            raise PluginError(
+                f"Strategy {type(self.strategy).__name__} derives pseudo labels from the oracle's labels of its "
+                f"selection, but {type(self.data_module).__name__}.ground_truth(ids) gives none: implement it."
+            )
+        return truth
+
+    def _pseudo_label_dice(self, pseudo_labels: dict[str, Any] | None) -> dict[str, float]:
+        """The Dice of every pseudo label against the ground truth of its item (analysis only)."""
+        truth = self._ground_truth(sorted(pseudo_labels)) if pseudo_labels else None
+        if truth is None:
+            return {}
+        classes, multi_label = self.data_module.num_classes(), self.data_module.multi_label()
+        return {i: label_dice(torch.as_tensor(pseudo_labels[i]), truth[i], classes, multi_label) for i in sorted(truth)}
 
     def _summarise(self, records: list[RoundRecord]) -> dict[str, Any]:
         """Tests the final model; returns the summary of the run (round 0 always ran)."""

@@ -22,6 +22,7 @@ QUERY_SURFACE = (
     "unlabeled_ids",
     "unlabeled_set_size",
     "training_set_size",
+    "item_metadata",
     "id_to_class_names",
     "multi_label",
     "num_classes",
@@ -67,6 +68,10 @@ class QueryView:
     def training_set_size(self) -> int:
         """Returns the number of labelled training items (oracle and pseudo labels)."""
         return self._module.training_set_size()
+
+    def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Returns the metadata of training or pool items (``case_id``, and ``slice_index`` for slices), no labels."""
+        return self._module.item_metadata(ids)
 
     def id_to_class_names(self) -> dict[int, str]:
         """Returns the class (or multi-label channel) names by index."""

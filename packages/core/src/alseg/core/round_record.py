@@ -33,6 +33,9 @@ class RoundRecord:
         num_pseudo_labeled: Pseudo-labelled training items after the round (not budget).
         pseudo_labeled_ids: Ids the strategy gave pseudo labels in this round.
         pseudo_labels_file: The file holding those pseudo labels, relative to the run directory.
+        pseudo_label_dice: The mean foreground Dice of each of this round's pseudo labels against the ground truth
+            of the same item (analysis only, :func:`~alseg.core.metrics.label_dice`), keyed by id; empty if the data
+            module has no ground truth to compare with.
         selected_with_foreground: How many selected items hold foreground in their ground truth (analysis only), or
             None if the data module cannot tell.
         annotation_cost: What the oracle labels so far cost, per unit (``items``, and where the data module counts
@@ -56,6 +59,7 @@ class RoundRecord:
     num_pseudo_labeled: int = 0
     pseudo_labeled_ids: list[str] = field(default_factory=list)
     pseudo_labels_file: str | None = None
+    pseudo_label_dice: dict[str, float] = field(default_factory=dict)
     selected_with_foreground: int | None = None
     annotation_cost: dict[str, int] = field(default_factory=dict)
     ground_truth_revealed: int = 0

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
+from alseg.core.derived_labels import DerivedLabels
 from alseg.core.errors import PluginError
 
 
@@ -20,7 +21,8 @@ def check_selection(
     Valid means: a tuple ``(ids, pseudo_labels)``; ids a list of strings, unique, all in the unlabelled pool, at most
     ``items_to_label`` of them and at least one while the pool is not empty (a strategy that selects nothing would
     never end a run that labels the whole pool); pseudo labels None or a dict keyed by further pool ids that are not
-    also selected.
+    also selected, whose values are labels or :class:`~alseg.core.derived_labels.DerivedLabels` requests that name
+    their key among their targets and derive only from selected ids.
     """
     prefix = f"Strategy {strategy_name} returned"
     if not (isinstance(answer, tuple) and len(answer) == 2):
@@ -53,7 +55,27 @@ def check_selection(
             raise PluginError(
                 f"{prefix} pseudo labels for ids that are not in the pool or are also selected: {_names(bad)}."
             )
+        _check_derived(prefix, pseudo_labels, set(selected))
     return list(selected), pseudo_labels
+
+
+def _check_derived(prefix: str, pseudo_labels: dict[str, Any], selected: set[str]) -> None:
+    for item_id, value in pseudo_labels.items():
+        if not isinstance(value, DerivedLabels):
+            continue
+        if item_id not in value.targets:
+            raise PluginError(f"{prefix} a derived pseudo label for {item_id!r} that does not list it as a target.")
+        unlisted = sorted(set(value.targets) - set(pseudo_labels))
+        if unlisted:
+            raise PluginError(
+                f"{prefix} a derived pseudo label whose targets are not pseudo-label keys: {_names(unlisted)}."
+            )
+        unselected = sorted(set(value.sources) - selected)
+        if unselected:
+            raise PluginError(
+                f"{prefix} a pseudo label for {item_id!r} derived from ids it did not select: {_names(unselected)}. "
+                "Derived labels come from the oracle's labels of the selection."
+            )
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -92,6 +92,15 @@ class ItemReader:
             "foreground_voxels": int(np.count_nonzero(foreground)),
         }
 
+    def ground_truth(self, item_id: str) -> torch.Tensor:
+        """The item's ground-truth ``label`` (never its pseudo label), as a training item would carry it."""
+        return self._target(read_item_label(self.cache, item_id, self.axis))
+
+    def metadata(self, item_id: str) -> dict[str, Any]:
+        """The item's ``case_id`` and, for a slice, ``slice_index``; reads nothing."""
+        case_id, slice_index = parse_item_id(item_id)
+        return {"case_id": case_id} | ({} if slice_index is None else {"slice_index": slice_index})
+
     def _target(self, label: np.ndarray) -> torch.Tensor:
         target = _tensor(label)
         return target if self.multilabel else target[None].long()

@@ -3,6 +3,8 @@
 from collections import Counter
 from typing import Any
 
+import torch
+
 from alseg.core.errors import PluginError
 from alseg.datasets.item_datasets import ItemReader
 
@@ -60,6 +62,24 @@ class ItemSets:
         self._check_known(ids, "items_with_foreground")
         return [self.reader.has_foreground(i) for i in ids]
 
+    def ground_truth(self, ids: list[str]) -> dict[str, torch.Tensor]:
+        """The ground-truth label of each id (the simulated oracle's answer; analysis only).
+
+        Raises:
+            PluginError: An id is in none of the sets.
+        """
+        self._check_known(ids, "ground_truth")
+        return {i: self.reader.ground_truth(i) for i in ids}
+
+    def metadata(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The ``case_id`` (and ``slice_index``) of training or pool items.
+
+        Raises:
+            PluginError: An id is neither a training nor a pool item.
+        """
+        self._check_known(ids, "item_metadata", (self.train, self.pool))
+        return [self.reader.metadata(i) for i in ids]
+
     def annotation_cost(self, ids: list[str]) -> dict[str, int]:
         """The summed :meth:`ItemReader.annotation_cost` of ``ids``.
 
@@ -73,8 +93,8 @@ class ItemSets:
                 total[unit] += amount
         return total
 
-    def _check_known(self, ids: list[str], method: str) -> None:
-        known = {*self.train, *self.pool, *self.val, *self.test}
+    def _check_known(self, ids: list[str], method: str, sets: tuple[list[str], ...] | None = None) -> None:
+        known = set().union(*(sets or (self.train, self.pool, self.val, self.test)))
         unknown = [i for i in ids if i not in known]
         if unknown:
             raise PluginError(f"{self.owner}.{method}: unknown ids {unknown[:10]}.")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from alseg.core.data_module import ActiveLearningDataModule
@@ -290,6 +291,22 @@ class VolumeDataModule(ActiveLearningDataModule):
             PluginError: An id is not an item of this data module.
         """
         return self._prepared().sets.with_foreground(ids)
+
+    def ground_truth(self, ids: list[str]) -> dict[str, Tensor]:
+        """The ground-truth label of each id, shaped like a training item's ``label`` (the simulated oracle).
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return self._prepared().sets.ground_truth(ids)
+
+    def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The ``case_id`` (and ``slice_index``) of training or pool items, from their ids; loads nothing.
+
+        Raises:
+            PluginError: An id is neither a training nor a pool item.
+        """
+        return self._prepared().sets.metadata(ids)
 
     def id_to_class_names(self) -> dict[int, str]:
         """Channel (multi-label) or class (single-label) names by index, from the label scheme."""

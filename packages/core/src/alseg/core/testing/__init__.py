@@ -10,6 +10,8 @@ from alseg.core.testing.contract import ContractError
 from alseg.core.testing.data_module_checks import (
     check_data_module,
     check_data_module_classes,
+    check_data_module_ground_truth,
+    check_data_module_item_metadata,
     check_data_module_label_items,
     check_data_module_pool_has_no_labels,
     check_data_module_pool_items,
@@ -58,6 +60,8 @@ __all__ = [
     "TinySegmentationModel",
     "check_data_module",
     "check_data_module_classes",
+    "check_data_module_ground_truth",
+    "check_data_module_item_metadata",
     "check_data_module_label_items",
     "check_data_module_pool_has_no_labels",
     "check_data_module_pool_items",

@@ -138,6 +138,41 @@ def check_data_module_pseudo_labels(factory: DataModuleFactory) -> None:
     require(target not in module.unlabeled_ids(), "pseudo-labelled id is still in the pool")
 
 
+@contract_check
+def check_data_module_item_metadata(factory: DataModuleFactory) -> None:
+    """Checks that ``item_metadata(ids)`` gives the ``case_id`` and ``slice_index`` the pool items carry."""
+    module, _ = _set_up(factory)
+    batch = _first_pool_batch(module)
+    ids = list(batch["id"])
+    metadata = module.item_metadata(ids)
+    require(len(metadata) == len(ids), f"item_metadata returned {len(metadata)} entries for {len(ids)} ids")
+    for n, (item_id, entry) in enumerate(zip(ids, metadata, strict=True)):
+        case = batch["case_id"][n] if "case_id" in batch else item_id
+        require(entry.get("case_id") == case, f"item_metadata gives case {entry.get('case_id')!r} for {item_id!r}")
+        if "slice_index" in batch:
+            index = int(batch["slice_index"][n])
+            require(entry.get("slice_index") == index, f"item_metadata gives another slice_index for {item_id!r}")
+    require(raises(lambda: module.item_metadata(["no-such-id"])), "item_metadata accepts unknown ids")
+
+
+@contract_check
+def check_data_module_ground_truth(factory: DataModuleFactory) -> None:
+    """Checks that ``ground_truth(ids)``, if known, fits pool images and equals a training item's own label."""
+    module, pool_ids = _set_up(factory)
+    pool_item = module.unlabeled_dataloader().dataset[0]
+    truth = module.ground_truth([pool_item["id"]])
+    if truth is None:
+        return
+    label = truth.get(pool_item["id"])
+    require(label is not None, f"ground_truth did not answer for {pool_item['id']!r}")
+    require(label.shape[1:] == pool_item["image"].shape[1:], "ground_truth gives a label of another spatial shape")
+    require(module.unlabeled_ids() == pool_ids, "ground_truth changed the pool")
+    labelled = module.labeled_dataloader().dataset
+    for item in (labelled[i] for i in range(min(8, len(labelled)))):
+        answer = module.ground_truth([item["id"]])[item["id"]]
+        require(torch.equal(answer, item["label"]), f"ground_truth of {item['id']!r} differs from its training label")
+
+
 def data_module_checks(pseudo_labels: bool = True) -> tuple[DataModuleCheck, ...]:
     """Returns the data-module checks in the order :func:`check_data_module` runs them.
 
@@ -154,6 +189,8 @@ def data_module_checks(pseudo_labels: bool = True) -> tuple[DataModuleCheck, ...
         check_data_module_classes,
         check_data_module_label_items,
         check_data_module_rejects_unknown_ids,
+        check_data_module_item_metadata,
+        check_data_module_ground_truth,
     )
     return (*checks, check_data_module_pseudo_labels) if pseudo_labels else checks
 

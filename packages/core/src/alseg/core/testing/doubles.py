@@ -208,6 +208,18 @@ class InMemoryDataModule(ActiveLearningDataModule):
         """Returns the pool's ids without loading items."""
         return list(self.pool_ids)
 
+    def ground_truth(self, ids: list[str]) -> dict[str, torch.Tensor]:
+        """Returns each item's ground-truth label (the simulated oracle)."""
+        return {i: self._label(*self._position(i)) for i in ids}
+
+    def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Returns the ``case_id`` and ``slice_index`` of training or pool items, from their ids."""
+        known = {*self.training_ids, *self.pool_ids}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise PluginError(f"item_metadata: ids neither labelled nor in the pool: {unknown[:10]}.")
+        return [{"case_id": f"case_{c}", "slice_index": s} for c, s in map(self._position, ids)]
+
     def items_with_foreground(self, ids: list[str]) -> list[bool]:
         """Returns whether each item's ground truth has disc voxels (analysis only)."""
         return [bool(self._label(*self._position(i)).any()) for i in ids]
