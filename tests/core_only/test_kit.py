@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from alseg.core import testing
+from alseg.core.derived_labels import DerivedLabels
 from alseg.core.testing import (
     ContractError,
     DataModuleTarget,
@@ -271,6 +272,30 @@ class Peeking(SeededRandomStrategy):
         return super().select_items_to_label(models, data_module, items_to_label, **kwargs)
 
 
+class DerivesFromTheUnselected(SeededRandomStrategy):
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        ids, _ = super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+        rest = [i for i in data_module.unlabeled_ids() if i not in ids]
+        return ids, {rest[0]: CopyOf((rest[1],), (rest[0],))}
+
+
+class WrongPseudoShape(SeededRandomStrategy):
+    def select_items_to_label(self, models, data_module, items_to_label, **kwargs):
+        ids, _ = super().select_items_to_label(models, data_module, items_to_label, **kwargs)
+        rest = [i for i in data_module.unlabeled_ids() if i not in ids]
+        return ids, {rest[0]: CopyOf((ids[0],), (rest[0],), crop=True)}
+
+
+class CopyOf(DerivedLabels):
+    def __init__(self, sources, targets, crop=False):
+        super().__init__(sources, targets)
+        self.crop = crop
+
+    def derive(self, labels):
+        label = labels[self.sources[0]]
+        return {self.targets[0]: label[..., :-1] if self.crop else label}
+
+
 def bound():
     """A model in eval mode bound to a new data module, and the module."""
     data = InMemoryDataModule()
@@ -289,6 +314,8 @@ def bound():
         (Meddling, "check_strategy_leaves_model_and_data_unchanged"),
         (RecordsATensor, "check_strategy_notes_are_json"),
         (Unseeded, "check_strategy_same_seed_same_ids"),
+        (DerivesFromTheUnselected, "check_strategy_pseudo_labels"),
+        (WrongPseudoShape, "check_strategy_pseudo_labels"),
     ],
 )
 def test_a_broken_strategy_fails_exactly_its_check(strategy, check):

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import torch
 
 from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.derived_labels import DerivedLabels, resolve_pseudo_labels
 from alseg.core.errors import PluginError
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
+from alseg.core.selection_check import check_selection
 from alseg.core.strategy import QueryStrategy
 from alseg.core.testing.contract import Violation, contract_check, raises, require, select
 
@@ -38,13 +40,20 @@ class _KitView(QueryView):
             raise Violation(str(error)) from None
 
 
+def _answer(
+    strategy_factory: StrategyFactory, model: PytorchModel, data_module: ActiveLearningDataModule, items_to_label: int
+) -> tuple[Any, _KitView]:
+    """Returns a fresh strategy's answer with seed 7 in round 1, and the view it was given."""
+    strategy = strategy_factory()
+    view = _KitView(data_module, type(strategy).__name__)
+    return strategy.select_items_to_label(model, view, items_to_label, seed=7, round=1), view
+
+
 def _select(
     strategy_factory: StrategyFactory, model: PytorchModel, data_module: ActiveLearningDataModule, items_to_label: int
 ) -> tuple[list[str], _KitView]:
     """Returns the ids a fresh strategy selects with seed 7 in round 1, and the view it was given."""
-    strategy = strategy_factory()
-    view = _KitView(data_module, type(strategy).__name__)
-    ids, _ = strategy.select_items_to_label(model, view, items_to_label, seed=7, round=1)
+    (ids, _), view = _answer(strategy_factory, model, data_module, items_to_label)
     return ids, view
 
 
@@ -113,6 +122,42 @@ def check_strategy_same_seed_same_ids(
     require(second == first, f"the same seed gave {first}, then {second}")
 
 
+@contract_check
+def check_strategy_pseudo_labels(
+    strategy_factory: StrategyFactory,
+    model: PytorchModel,
+    data_module: ActiveLearningDataModule,
+    items_to_label: int = 3,
+) -> None:
+    """Checks that pseudo labels, if any, pass the pipeline's checks and resolve to labels of the items' shape."""
+    data_module.setup("fit")
+    pool_ids = data_module.unlabeled_ids()
+    answer, view = _answer(strategy_factory, model, data_module, items_to_label)
+    if not (isinstance(answer, tuple) and len(answer) == 2 and answer[1]):
+        return  # no pseudo labels (a malformed answer fails check_strategy_returns_pool_ids)
+    try:
+        _, pseudo_labels = check_selection(view._strategy_name, answer, pool_ids, items_to_label)
+        if any(isinstance(value, DerivedLabels) for value in pseudo_labels.values()):
+            require(data_module.ground_truth([]) is not None, "derived pseudo labels need ground_truth(ids)")
+            pseudo_labels = resolve_pseudo_labels(pseudo_labels, data_module.ground_truth)
+    except PluginError as error:
+        raise Violation(str(error)) from None
+    channels = data_module.num_classes() if data_module.multi_label() else 1
+    images = {i: item["image"] for i, item in _pool_items(data_module, set(pseudo_labels))}
+    for item_id, label in pseudo_labels.items():
+        expected = (channels, *images[item_id].shape[1:])
+        shape = tuple(torch.as_tensor(label).shape)
+        require(shape == expected, f"the pseudo label of {item_id!r} has shape {shape}, expected {expected}")
+
+
+def _pool_items(data_module: ActiveLearningDataModule, ids: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    dataset = data_module.unlabeled_dataloader().dataset
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        item = dataset[index]
+        if item["id"] in ids:
+            yield item["id"], item
+
+
 def strategy_checks() -> tuple[StrategyCheck, ...]:
     """Returns the strategy checks in the order :func:`check_strategy` runs them.
 
@@ -123,6 +168,7 @@ def strategy_checks() -> tuple[StrategyCheck, ...]:
         check_strategy_returns_pool_ids,
         check_strategy_notes_are_json,
         check_strategy_same_seed_same_ids,
+        check_strategy_pseudo_labels,
     )
 
 
