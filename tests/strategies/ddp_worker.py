@@ -1,4 +1,4 @@
-"""Runs the pool-scoring strategies in one process, or in N gloo processes; writes rank 0's selections as JSON.
+"""Runs the pool-scoring and feature-based strategies in one or N gloo processes; writes rank 0's selections as JSON.
 
 Usage: ``python ddp_worker.py OUT.json [WORLD_SIZE]``. The processes meet through a file store in a fresh temporary
 folder and talk over the loopback interface only (no rendezvous agent, no ports to pick).
@@ -19,6 +19,7 @@ from alseg.core.testing import InMemoryDataModule, TinySegmentationModel
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.coreset import CoresetStrategy
 from alseg.strategies.entropy import EntropyStrategy
+from alseg.strategies.representativeness import RepresentativenessStrategy, UncertaintyRepresentativenessStrategy
 
 
 def select(rank: int, world: int, store: str, out: str) -> None:
@@ -31,7 +32,13 @@ def select(rank: int, world: int, store: str, out: str) -> None:
     model.bind_data(data)
     selections = {
         type(strategy).__name__: strategy.select_items_to_label(model, QueryView(data), 6, seed=3, round=1)[0]
-        for strategy in (EntropyStrategy(), BALDStrategy(mc_samples=4), CoresetStrategy(chunk_size=7))
+        for strategy in (
+            EntropyStrategy(),
+            BALDStrategy(mc_samples=4),
+            CoresetStrategy(chunk_size=7),
+            RepresentativenessStrategy(features="image", feature_dimensionality=4, chunk_size=7),
+            UncertaintyRepresentativenessStrategy(method="clustering", clusters=3),
+        )
     }
     if world > 1:  # each rank streamed only its share of the pool's batches
         assert 0 < len(_shard(data.unlabeled_dataloader())) < len(data.unlabeled_dataloader()), "pool not split"

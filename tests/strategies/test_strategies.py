@@ -42,6 +42,7 @@ def bound(multi_label=False, model=None, **data):
 
 def test_all_reference_strategies_are_registered():
     expected = {"random", "fg_random", "oracle_fg", "entropy", "bald", "coreset", "power_entropy", "power_bald"}
+    expected |= {"representativeness", "uncertainty_representativeness"}
     assert expected <= set(STRATEGIES)
 
 

@@ -5,7 +5,8 @@ device and precision around every query (Lightning moves a module back to the CP
 device says nothing). Outside a pipeline (a strategy called directly) the model runs on its own device in float32.
 
 Strategies consume batches as they stream and reduce them at once (to per-item scores or embeddings), so the pool's
-probability maps are never held in memory together. Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
+probability maps are never held in memory together; :func:`stream_images` streams the images alone, for features that
+need no model. Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
 each rank runs over a disjoint, strided shard of the pool (every item exactly once, no padding duplicates), and
 :func:`map_pool` reduces each batch to per-item values and gathers them, so that every rank sees the whole pool.
 """
@@ -115,6 +116,30 @@ def stream_embeddings(
         yield batch, embeddings
 
 
+def stream_images(
+    loader: DataLoader, device: torch.device | None = None
+) -> Iterator[tuple[dict[str, Any], torch.Tensor]]:
+    """Yields ``(batch, images [B, C, *S])`` over this rank's share of ``loader``'s batches, for :func:`map_pool`.
+
+    For strategies whose features come from the images themselves rather than from a model (no model runs). The
+    batches are dealt out over the ranks as in :func:`stream_probabilities`, so that :func:`map_pool` gathers one
+    value per item of the whole loader on every rank.
+
+    Args:
+        loader: E.g. ``data_module.unlabeled_dataloader()`` or ``data_module.labeled_dataloader()``.
+        device: Where the images go; by default the device of the pipeline's :func:`placement` (the Trainer's root
+            device), or the CPU outside a pipeline.
+
+    Yields:
+        The batch as the loader gives it (its other tensors stay where they are) and its ``image`` as float32 on
+        ``device``.
+    """
+    where = _PLACEMENT.get()
+    target = device or (where.device if where else torch.device("cpu"))
+    for batch in _shard(loader):
+        yield batch, batch["image"].to(target, torch.float32)
+
+
 def _batches(model: PytorchModel, loader: DataLoader, where: Placement) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields this rank's batches with their index in the whole pool, on the placement's device."""
     model.to(where.device)
@@ -188,10 +213,11 @@ def map_pool(
     gets the values of all items.
 
     Args:
-        stream: :func:`stream_probabilities` or :func:`stream_embeddings` (``(batch, tensor)`` pairs).
-        fn: Maps a batch and its tensor (probabilities ``[B, C, *S]`` / ``[K, B, C, *S]``, or embeddings
-            ``[B, D]``) to ``B`` picklable per-item values (e.g. ``scores.tolist()``), reduced at once so that no
-            probability map is kept.
+        stream: :func:`stream_probabilities`, :func:`stream_embeddings` or :func:`stream_images` (``(batch, tensor)``
+            pairs).
+        fn: Maps a batch and its tensor (probabilities ``[B, C, *S]`` / ``[K, B, C, *S]``, embeddings ``[B, D]``
+            or images ``[B, C, *S]``) to ``B`` picklable per-item values (e.g. ``scores.tolist()``), reduced at once
+            so that no probability map is kept.
 
     Returns:
         ``{id: value}`` over the pool.
