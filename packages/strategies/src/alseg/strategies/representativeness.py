@@ -16,8 +16,6 @@ from alseg.core.inference import current_placement
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
-from alseg.strategies.bald import BALDStrategy
-from alseg.strategies.entropy import EntropyStrategy
 from alseg.strategies.pool_scores import PoolScores, score_pool
 from alseg.strategies.representativeness_features import (
     CLUSTERINGS,
@@ -36,11 +34,11 @@ from alseg.strategies.representativeness_scores import (
     check_choice,
     greedy_select,
 )
+from alseg.strategies.score_based import score_based
 from alseg.strategies.selection import check_k, tie_break_order
 from alseg.strategies.uncertainty import UncertaintyStrategy
 
 METHODS = ("cases", "clustering", "distance")
-UNCERTAINTIES = ("bald", "entropy")
 
 
 class RepresentativenessStrategy(QueryStrategy):
@@ -180,10 +178,9 @@ class UncertaintyRepresentativenessStrategy(RepresentativenessStrategy):
                 "The 'uncertainty_weight' option of the strategy must be a number in [0, 1]. "
                 f"Got {uncertainty_weight!r}."
             )
-        check_choice("uncertainty", uncertainty, UNCERTAINTIES)
+        self._uncertainty = score_based(uncertainty, mc_samples)
         self.uncertainty_weight = uncertainty_weight
         self.uncertainty, self.mc_samples = uncertainty, mc_samples
-        self._uncertainty = BALDStrategy(mc_samples=mc_samples) if uncertainty == "bald" else EntropyStrategy()
 
 
 def _indices(names: list[str]) -> Tensor:
