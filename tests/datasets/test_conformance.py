@@ -1,4 +1,5 @@
-"""The conformance kit over every registered data module, in 2D and 3D, on six small synthetic cases."""
+"""The conformance kit over every registered data module: the volume modules in 2D and 3D on six small synthetic
+cases, the 2D image-folder modules on a small synthetic BCSS folder."""
 
 import functools
 from functools import partial
@@ -8,15 +9,29 @@ import pytest
 
 from alseg.core.registry import registered
 from alseg.core.testing import DataModuleTarget, parametrize_with_checks
+from alseg.datasets.bcss import BCSSDataModule
+from alseg.datasets.bcss_layout import BCSS_LABELS
 from alseg.datasets.brats import BraTSDataModule
 from alseg.datasets.decathlon import DecathlonDataModule
+from alseg.datasets.image_folder import ImageFolderDataModule
 from alseg.datasets.synthetic import write_brats, write_decathlon
+from alseg.datasets.synthetic_bcss import SyntheticBCSS, write_bcss
 
 SMALL = (16, 16, 8)
-MODULES = {
+VOLUMES = {
     "brats": (BraTSDataModule, partial(write_brats, n_cases=6, shape=SMALL, tumour_fraction=1.0)),
     "decathlon": (DecathlonDataModule, partial(write_decathlon, n_cases=6, shape=SMALL, tumour_fraction=1.0, n_test=2)),
 }
+#: 2D modules → their options; both read the same synthetic BCSS folder (a valid image folder too).
+IMAGES = {
+    "bcss": (BCSSDataModule, {}),
+    "image_folder": (
+        ImageFolderDataModule,
+        {"classes": {v: "background" if v == 0 else "tissue" for v in BCSS_LABELS}},
+    ),
+}
+WRITERS = {name: writer for name, (_, writer) in VOLUMES.items()}
+WRITERS["tiles"] = lambda out: write_bcss(out, SyntheticBCSS(tiles=12, size=(16, 16), institutes=3))
 
 
 #: The pytest tmp folder of this module's tests (the kit's factories take no fixtures, so the fixture below sets it).
@@ -33,25 +48,32 @@ def root(tmp_path_factory):
 
 @functools.cache
 def cases(name: str) -> Path:
-    """The synthetic cases of a data module, written once for all of its checks."""
-    return MODULES[name][1](ROOT[-1] / name)
+    """The synthetic data of a data module, written once for all of its checks."""
+    return WRITERS[name](ROOT[-1] / name)
 
 
 def make(name: str, dim: int):
-    """A new data module. Cases and volume cache are shared between checks: a check only reads them."""
+    """A new volume data module. Cases and volume cache are shared between checks: a check only reads them."""
     cache = ROOT[-1] / f"{name}-cache"
-    module = MODULES[name][0]
+    module = VOLUMES[name][0]
     return module(
         data_dir=str(cases(name)), cache_dir=str(cache), dim=dim, patch_size=(8, 8, 8), initial_training_set_size=2
     )
 
 
+def make_2d(name: str):
+    """A new 2D image data module over the shared synthetic tiles."""
+    module, options = IMAGES[name]
+    return module(data_dir=str(cases("tiles")), initial_training_set_size=2, **options)
+
+
 def test_every_registered_data_module_is_checked():
-    assert set(registered("data")) == set(MODULES)
+    assert set(registered("data")) == set(VOLUMES) | set(IMAGES)
 
 
 @parametrize_with_checks(
-    *(DataModuleTarget(partial(make, name, dim), name=f"{name}-{dim}d") for name in sorted(MODULES) for dim in (2, 3))
+    *(DataModuleTarget(partial(make, name, dim), name=f"{name}-{dim}d") for name in sorted(VOLUMES) for dim in (2, 3)),
+    *(DataModuleTarget(partial(make_2d, name), name=name) for name in sorted(IMAGES)),
 )
 def test_conformance_kit(check):
     check()

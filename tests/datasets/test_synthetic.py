@@ -7,9 +7,10 @@ import pytest
 from alseg.core.errors import ConfigError
 from alseg.datasets import phantom, synthetic
 from alseg.datasets.brats_layout import discover_brats
+from alseg.datasets.make_data import main
 from alseg.datasets.msd_layout import discover_decathlon
 from alseg.datasets.phantom import tumour_contrasts
-from alseg.datasets.synthetic import SyntheticBraTS, ensure_synthetic_brats, main, write_brats, write_decathlon
+from alseg.datasets.synthetic import SyntheticBraTS, ensure_synthetic_brats, write_brats, write_decathlon
 
 SMALL = (16, 16, 12)
 

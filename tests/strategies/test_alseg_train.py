@@ -1,8 +1,6 @@
 """Every registered strategy runs end to end through alseg-train with the reference U-Net and BraTS module; the ledger
 records which ones read the ground truth and how many picks ties decided."""
 
-import json
-
 import pytest
 import yaml
 
@@ -16,36 +14,16 @@ def brats_dir(tmp_path_factory):
     return write_brats(tmp_path_factory.mktemp("data") / "brats", n_cases=6, shape=(16, 16, 8), seed=1)
 
 
-def train(tmp_path, brats_dir, *extra):
-    cli.main(
-        [
-            "--output_dir",
-            str(tmp_path / "run"),
-            "--data.data_dir",
-            str(brats_dir),
-            "--data.cache_dir",
-            str(tmp_path / "cache"),
-            "--data.initial_training_set_size",
-            "2",
-            "--model.base_channels",
-            "4",
-            "--model.num_levels",
-            "3",
-            "--active_learning.iterations",
-            "1",
-            "--active_learning.items_to_label",
-            "2",
-            "--active_learning.epochs",
-            "1",
-            "--trainer.accelerator",
-            "cpu",
-            *extra,
-        ]
-    )
-    return [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+@pytest.fixture
+def train(alseg_train):
+    def run(tmp_path, brats_dir, *extra):
+        data = ["--data.data_dir", str(brats_dir), "--data.cache_dir", str(tmp_path / "cache")]
+        return alseg_train(tmp_path / "run", data, *extra)
+
+    return run
 
 
-def test_default_experiment_is_unet_brats_entropy(tmp_path, brats_dir):
+def test_default_experiment_is_unet_brats_entropy(tmp_path, brats_dir, train):
     records = train(tmp_path, brats_dir)
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["model"]["class_path"] == "alseg.models.unet.UNet"
@@ -57,7 +35,7 @@ def test_default_experiment_is_unet_brats_entropy(tmp_path, brats_dir):
 
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("strategy", sorted(registered("strategy")))
-def test_strategy_end_to_end(tmp_path, brats_dir, strategy, dim):
+def test_strategy_end_to_end(tmp_path, brats_dir, train, strategy, dim):
     extra = ["--data.dim", str(dim), "--model.dim", str(dim)]
     if dim == 3:
         extra += ["--data.patch_size", "[16, 16, 8]", "--data.initial_training_set_size", "1"]

@@ -11,19 +11,17 @@ a label.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alseg.core.errors import PluginError
 from alseg.datasets.cache import CaseMeta, VolumeCache
+from alseg.datasets.item_source import ItemSource, Role, check_label_array
 from alseg.datasets.items import parse_item_id, read_item_image, read_item_label
 from alseg.datasets.normalization import Normalizer
 from alseg.datasets.patches import PatchSampler
-
-Role = Literal["train", "eval", "pool"]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -134,17 +132,7 @@ class ItemReader:
         Raises:
             PluginError: Wrong shape, or values other than 0/1 (multi-label) or class indices.
         """
-        array = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
-        expected = self.label_shape(item_id)
-        if array.shape != expected:
-            raise PluginError(f"The pseudo label of item {item_id!r} must have shape {expected}. Got {array.shape}.")
-        valid = range(2) if self.multilabel else range(self.num_classes)
-        if not np.isin(array, valid).all():
-            raise PluginError(
-                f"The pseudo label of item {item_id!r} must hold only the values {list(valid)}. "
-                f"Got {np.unique(array)[:10].tolist()}."
-            )
-        stored = array.astype(np.uint8)
+        stored = check_label_array(item_id, label, self.label_shape(item_id), self.multilabel, self.num_classes)
         return stored if self.multilabel else stored[0]
 
 
@@ -152,13 +140,13 @@ class ItemDataset(Dataset):
     """The items of a shared, mutable list of ids (the data module moves ids between lists).
 
     Args:
-        reader: Builds the items.
+        reader: Builds the items (an :class:`ItemReader` or any other :class:`ItemSource`).
         ids: Item ids; the list object is shared with the data module, not copied.
         role: ``"train"`` (label, ``pseudo_labeled``), ``"eval"`` (label) or ``"pool"`` (no label).
         patches: Crops training items to random patches (3D), or ``None`` for whole items.
     """
 
-    def __init__(self, reader: ItemReader, ids: list[str], role: Role, patches: PatchSampler | None = None) -> None:
+    def __init__(self, reader: ItemSource, ids: list[str], role: Role, patches: PatchSampler | None = None) -> None:
         self.reader, self.ids, self.role, self.patches = reader, ids, role, patches
 
     def __len__(self) -> int:

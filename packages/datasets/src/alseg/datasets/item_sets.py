@@ -6,14 +6,14 @@ from typing import Any
 import torch
 
 from alseg.core.errors import PluginError
-from alseg.datasets.item_datasets import ItemReader
+from alseg.datasets.item_source import ItemSource
 
 
 class ItemSets:
     """Training, pool, validation and test item ids; the datasets share (and so follow) these lists.
 
     Args:
-        reader: Builds the items and holds the pseudo labels.
+        reader: Builds the items and holds the pseudo labels (an :class:`~alseg.datasets.item_source.ItemSource`).
         train: Initially labelled item ids.
         pool: Unlabelled item ids, in loader order.
         val: Validation item ids.
@@ -22,7 +22,7 @@ class ItemSets:
     """
 
     def __init__(
-        self, reader: ItemReader, train: list[str], pool: list[str], val: list[str], test: list[str], owner: str
+        self, reader: ItemSource, train: list[str], pool: list[str], val: list[str], test: list[str], owner: str
     ) -> None:
         self.reader, self.owner = reader, owner
         self.train, self.pool, self.val, self.test = train, pool, val, test
@@ -81,7 +81,7 @@ class ItemSets:
         return [self.reader.metadata(i) for i in ids]
 
     def annotation_cost(self, ids: list[str]) -> dict[str, int]:
-        """The summed :meth:`ItemReader.annotation_cost` of ``ids``.
+        """The summed ``annotation_cost`` of the reader over ``ids``.
 
         Raises:
             PluginError: An id is in none of the sets.

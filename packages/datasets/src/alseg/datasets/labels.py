@@ -76,7 +76,8 @@ class LabelScheme:
 
 
 # Transforms are partials of module-level functions (not lambdas) so that datasets pickle for spawned workers.
-def _lookup(mapping: Mapping[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+def value_lookup(mapping: Mapping[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    """A picklable map of raw label values to targets by a lookup table (values outside ``mapping`` give 0)."""
     table = np.zeros(max(mapping) + 1, dtype=np.uint8)
     for raw, target in mapping.items():
         table[raw] = target
@@ -94,7 +95,7 @@ def _check_mode(mode: str) -> None:
 
 def _binary_scheme(name: str, values: tuple[int, ...]) -> LabelScheme:
     """Every non-zero declared value → class 1 (foreground), 0 → class 0."""
-    merge = _lookup({value: int(value != 0) for value in values})
+    merge = value_lookup({value: int(value != 0) for value in values})
     return LabelScheme(f"{name}-binary", values, BINARY_CLASS_NAMES, False, merge)
 
 
@@ -123,7 +124,7 @@ def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
             True,
             ConvertToMultiChannelBasedOnBratsClasses(et_label=enhancing),
         )
-    classes = _lookup({0: 0, 1: 1, 2: 2, enhancing: 3})
+    classes = value_lookup({0: 0, 1: 1, 2: 2, enhancing: 3})
     return LabelScheme(name, values, BRATS_CLASS_NAMES, False, classes)
 
 
@@ -166,7 +167,7 @@ def decathlon_label_scheme(
     if mode == "binary":
         return _binary_scheme(f"decathlon-{list(values)}", values)
     if mode == "multiclass":
-        classes = _lookup({raw: index for index, raw in enumerate(values)})
+        classes = value_lookup({raw: index for index, raw in enumerate(values)})
         names = tuple(labels[raw] for raw in values)
         return LabelScheme(f"decathlon-multiclass-{list(values)}", values, names, False, classes)
     if not regions:

@@ -27,7 +27,8 @@ class CaseSplit:
     test: tuple[str, ...]
 
 
-def _check_fraction(name: str, value: float) -> None:
+def check_fraction(name: str, value: float) -> None:
+    """Raises a ``ConfigError`` unless the split fraction option ``name`` is in [0, 1)."""
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"The '{name}' option of the data module must be in [0, 1). Got {value!r}.")
 
@@ -41,7 +42,7 @@ def _check_listed(name: str, listed: Sequence[str], known: set[str]) -> None:
         raise ConfigError(f"The '{name}' option names a case twice. Got {list(listed)!r}.")
 
 
-def _count(fraction: float, n_patients: int) -> int:
+def fraction_count(fraction: float, n_patients: int) -> int:
     """Patients for a fraction: rounded, but at least one for a positive fraction."""
     return max(1, round(fraction * n_patients)) if fraction > 0 else 0
 
@@ -92,8 +93,8 @@ def split_cases(
         ConfigError: Bad fractions, unknown or overlapping listed cases, a listed split holding
             only some cases of a patient, or no training case left.
     """
-    _check_fraction("val_fraction", val_fraction)
-    _check_fraction("test_fraction", test_fraction)
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
     known = set(case_ids)
     patients = {case: case for case in known} if patients is None else patients
     cases_of: dict[str, list[str]] = {}
@@ -108,8 +109,8 @@ def split_cases(
     listed = set(val_cases or ()) | set(test_cases or ())
     remaining = sorted({patients[case] for case in known - listed})
     order = [remaining[i] for i in np.random.default_rng(seed).permutation(len(remaining))]
-    n_test = 0 if test_cases is not None else _count(test_fraction, len(cases_of))
-    n_val = 0 if val_cases is not None else _count(val_fraction, len(cases_of))
+    n_test = 0 if test_cases is not None else fraction_count(test_fraction, len(cases_of))
+    n_val = 0 if val_cases is not None else fraction_count(val_fraction, len(cases_of))
 
     def cases(chosen: list[str]) -> list[str]:
         return [case for patient in chosen for case in cases_of[patient]]

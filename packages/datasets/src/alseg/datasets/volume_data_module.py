@@ -9,17 +9,15 @@ import os
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError, DataError
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
 from alseg.datasets.cases import Case
 from alseg.datasets.fingerprints import json_digest
 from alseg.datasets.item_datasets import ItemDataset, ItemReader
+from alseg.datasets.item_set_data_module import ItemSetDataModule
 from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.items import AXIAL, item_ids
 from alseg.datasets.labels import LabelScheme
@@ -56,7 +54,7 @@ class _Prepared:
     fingerprint: str
 
 
-class VolumeDataModule(ActiveLearningDataModule):
+class VolumeDataModule(ItemSetDataModule):
     """Cases of 3D volumes as 2D slice items (``dim=2``) or whole-volume items (``dim=3``).
 
     On first use (``prepare_data``/``setup``, in the main process) every case is decoded once
@@ -222,56 +220,8 @@ class VolumeDataModule(ActiveLearningDataModule):
         """Decodes every case into the cache (Lightning calls this once, in the main process)."""
         self._prepared()
 
-    def _create_training_set(self) -> Dataset:
-        sets = self._prepared().sets
-        return ItemDataset(sets.reader, sets.train, "train", self.patches)
-
-    def _create_validation_set(self) -> Dataset | None:
-        sets = self._prepared().sets
-        return ItemDataset(sets.reader, sets.val, "eval") if sets.val else None
-
-    def _create_test_set(self) -> Dataset | None:
-        sets = self._prepared().sets
-        return ItemDataset(sets.reader, sets.test, "eval") if sets.test else None
-
-    def _create_unlabeled_set(self) -> Dataset:
-        sets = self._prepared().sets
-        return ItemDataset(sets.reader, sets.pool, "pool")
-
-    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
-        """Moves ``ids`` and the keys of ``pseudo_labels`` from the pool to the end of the training set.
-
-        Args:
-            ids: Pool item ids to label with their ground truth.
-            pseudo_labels: Pool item id → label shaped like the item's ``label`` (``[R, *spatial]``
-                0/1 values, or ``[1, *spatial]`` class indices), used instead of the ground truth
-                and flagged ``pseudo_labeled``.
-
-        Raises:
-            PluginError: An id is not in the pool (unknown or already labelled) or named twice, or
-                a pseudo label has the wrong shape or values. Nothing is moved then.
-        """
-        self._prepared().sets.label(list(ids), pseudo_labels or {})
-
-    def unlabeled_ids(self) -> list[str]:
-        """The pool's ids in loader order, without loading items."""
-        return list(self._prepared().sets.pool)
-
-    def labeled_ids(self) -> list[str]:
-        """The training set's ids in loader order, without loading items."""
-        return list(self._prepared().sets.train)
-
-    def annotation_cost(self, ids: list[str]) -> dict[str, int]:
-        """Items, slices (a volume counts its slices along ``axis``), voxels and ground-truth foreground voxels.
-
-        Raises:
-            PluginError: An id is not an item of this data module.
-        """
-        return self._prepared().sets.annotation_cost(ids)
-
-    def training_set_num_pseudo_labels(self) -> int:
-        """The number of pseudo-labelled training items."""
-        return len(self._prepared().sets.reader.pseudo_labels)
+    def _item_sets(self) -> ItemSets:
+        return self._prepared().sets
 
     def data_fingerprint(self) -> str:
         """64 hex digits over the data a run depends on; it changes whenever the images, labels or split do.
@@ -283,30 +233,6 @@ class VolumeDataModule(ActiveLearningDataModule):
         data is prepared, which on a warm cache hashes the files and decodes nothing.
         """
         return self._prepared().fingerprint
-
-    def items_with_foreground(self, ids: list[str]) -> list[bool]:
-        """For analysis only: whether each item's ground truth has foreground (from cached metadata).
-
-        Raises:
-            PluginError: An id is not an item of this data module.
-        """
-        return self._prepared().sets.with_foreground(ids)
-
-    def ground_truth(self, ids: list[str]) -> dict[str, Tensor]:
-        """The ground-truth label of each id, shaped like a training item's ``label`` (the simulated oracle).
-
-        Raises:
-            PluginError: An id is not an item of this data module.
-        """
-        return self._prepared().sets.ground_truth(ids)
-
-    def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
-        """The ``case_id`` (and ``slice_index``) of training or pool items, from their ids; loads nothing.
-
-        Raises:
-            PluginError: An id is neither a training nor a pool item.
-        """
-        return self._prepared().sets.metadata(ids)
 
     def id_to_class_names(self) -> dict[int, str]:
         """Channel (multi-label) or class (single-label) names by index, from the label scheme."""
