@@ -33,9 +33,15 @@ def test_default_experiment_is_unet_brats_entropy(tmp_path, brats_dir, train):
     assert "val/mean_dice" in records[-1]["metrics"] and "val/dice_WT" in records[-1]["metrics"]
 
 
+#: Strategies whose items are 2D slices (blocks of adjacent slices).
+SLICE_ONLY = {"interpolation"}
+
+
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("strategy", sorted(registered("strategy")))
 def test_strategy_end_to_end(tmp_path, brats_dir, train, strategy, dim):
+    if dim == 3 and strategy in SLICE_ONLY:
+        pytest.skip("a slice-only strategy; see test_a_slice_strategy_on_volumes_is_one_message")
     extra = ["--data.dim", str(dim), "--model.dim", str(dim)]
     if dim == 3:
         extra += ["--data.patch_size", "[16, 16, 8]", "--data.initial_training_set_size", "1"]
@@ -54,3 +60,32 @@ def test_strategy_end_to_end(tmp_path, brats_dir, train, strategy, dim):
 def test_power_short_names_sample_by_power(name):
     _, cfg = cli.parse_args(["--strategy", name])
     assert cfg.strategy.init_args.power == 1.0
+
+
+def test_a_bad_strategy_option_is_one_message_and_status_2(tmp_path, brats_dir, train, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train(tmp_path, brats_dir, "--strategy", "entropy", "--strategy.aggregation", "median")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("alseg-train: error: Unknown aggregation 'median'") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("strategy", sorted(SLICE_ONLY))
+def test_a_slice_strategy_on_volumes_is_one_message(tmp_path, brats_dir, train, strategy, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train(
+            tmp_path,
+            brats_dir,
+            "--strategy",
+            strategy,
+            "--data.dim",
+            "3",
+            "--model.dim",
+            "3",
+            "--data.patch_size",
+            "[16, 16, 8]",
+            "--data.initial_training_set_size",
+            "1",
+        )
+    assert exit_.value.code == 2
+    assert "is not a slice" in capsys.readouterr().err

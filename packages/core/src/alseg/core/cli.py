@@ -119,7 +119,7 @@ def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
         data_args.seed = cfg.seed  # a data module's unset seed follows the run's seed
     config = _resolved_config(parser, cfg)
     seed_everything(cfg.seed, verbose=False)
-    objects = parser.instantiate(cfg)
+    objects = _instantiate(parser, cfg)
     return ActiveLearningPipeline(
         objects.data,
         objects.model,
@@ -130,6 +130,23 @@ def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
         config=config,
         **cfg.active_learning.as_dict(),
     )
+
+
+def _instantiate(parser: ArgumentParser, cfg: Namespace) -> Namespace:
+    """Builds the configured objects; a constructor's own :class:`AlsegError` (a bad option) is raised as it is.
+
+    jsonargparse reports a failed constructor as a ``ValueError`` about the section's union type, with the
+    constructor's error only as its cause: the one message that names the option would be lost in a traceback.
+    """
+    try:
+        return parser.instantiate(cfg)
+    except (TypeError, ValueError) as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, AlsegError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def parse_args(args: list[str]) -> tuple[ArgumentParser, Namespace]:
