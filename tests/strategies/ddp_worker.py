@@ -19,6 +19,7 @@ from alseg.core.testing import InMemoryDataModule, TinySegmentationModel
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.coreset import CoresetStrategy
 from alseg.strategies.entropy import EntropyStrategy
+from alseg.strategies.interpolation import InterpolationStrategy
 from alseg.strategies.representativeness import RepresentativenessStrategy, UncertaintyRepresentativenessStrategy
 
 
@@ -38,6 +39,7 @@ def select(rank: int, world: int, store: str, out: str) -> None:
             CoresetStrategy(chunk_size=7),
             RepresentativenessStrategy(features="image", feature_dimensionality=4, chunk_size=7),
             UncertaintyRepresentativenessStrategy(method="clustering", clusters=3),
+            InterpolationStrategy(block_thickness=3),
         )
     }
     if world > 1:  # each rank streamed only its share of the pool's batches
