@@ -20,6 +20,7 @@ QUERY_SURFACE = (
     "unlabeled_dataloader",
     "labeled_dataloader",
     "unlabeled_ids",
+    "labeled_ids",
     "unlabeled_set_size",
     "training_set_size",
     "item_metadata",
@@ -60,6 +61,10 @@ class QueryView:
     def unlabeled_ids(self) -> list[str]:
         """Returns the ids of the pool."""
         return self._module.unlabeled_ids()
+
+    def labeled_ids(self) -> list[str]:
+        """Returns the ids of the labelled training items (ids only, never their labels)."""
+        return self._module.labeled_ids()
 
     def unlabeled_set_size(self) -> int:
         """Returns the number of pool items."""

@@ -42,10 +42,10 @@ class QueryStrategy(RecordsInitArgs, ABC):
             data_module: The strategy's :class:`~alseg.core.query_view.QueryView` of the data module (the name is
                 kept for compatibility; it is not the data module itself). It offers the query surface only:
                 ``unlabeled_dataloader()`` (the pool in a fixed order, items without labels), ``labeled_dataloader()``,
-                ``unlabeled_ids()``, ``unlabeled_set_size()``, ``training_set_size()``, ``item_metadata(ids)``,
-                ``id_to_class_names()``, ``multi_label()``, ``num_classes()``, ``data_channels()``,
-                ``pool_batch_size``, ``record(key, value)`` (adds a JSON-serialisable value to the round's ledger
-                entry under ``strategy_notes``) and, for
+                ``unlabeled_ids()``, ``labeled_ids()``, ``unlabeled_set_size()``, ``training_set_size()``,
+                ``item_metadata(ids)``, ``id_to_class_names()``, ``multi_label()``, ``num_classes()``,
+                ``data_channels()``, ``pool_batch_size``, ``record(key, value)`` (adds a JSON-serialisable value to
+                the round's ledger entry under ``strategy_notes``) and, for
                 oracle-informed baselines only, ``ground_truth_foreground(ids)`` (recorded in the ledger as
                 ``ground_truth_revealed``). Any other attribute raises :class:`~alseg.core.errors.PluginError`.
                 Tests that call a strategy directly wrap the module: ``QueryView(data_module)``.

@@ -60,6 +60,10 @@ def gather_items(
         PluginError: The model has no ``embedding_step``, a feature vector is not finite, or the pool loader yields
             no items although the pool is not empty.
     """
+    if features is None:  # cases only: from the item metadata, no image is loaded
+        pool_ids, labelled_ids = sorted(data_module.unlabeled_ids()), sorted(data_module.labeled_ids())
+        cases = [str(meta["case_id"]) for meta in data_module.item_metadata(pool_ids + labelled_ids)]
+        return QueryItems(pool_ids, labelled_ids, cases, None)
     pool = _stream(model, data_module, None, features, image_size, requested_by)
     if not pool and data_module.unlabeled_set_size() > 0:
         raise PluginError(
@@ -73,7 +77,7 @@ def gather_items(
     )
     pool_ids, labelled_ids = sorted(pool), sorted(labelled)
     rows = [pool[i] for i in pool_ids] + [labelled[i] for i in labelled_ids]
-    vectors = torch.stack([vector for vector, _ in rows]) if features and rows else None
+    vectors = torch.stack([vector for vector, _ in rows]) if rows else None
     if vectors is not None:
         bad = torch.nonzero(~torch.isfinite(vectors).all(dim=1)).flatten()
         if bad.numel():
@@ -85,18 +89,17 @@ def _stream(
     model: PytorchModel,
     data_module: QueryView,
     loader: DataLoader | None,
-    features: str | None,
+    features: str,
     image_size: int,
     requested_by: str,
-) -> dict[str, tuple[Tensor | None, str]]:
-    """Returns ``{id: (feature vector or None, case id)}`` of a loader's items (the pool by default)."""
+) -> dict[str, tuple[Tensor, str]]:
+    """Returns ``{id: (feature vector, case id)}`` of a loader's items (the pool by default)."""
     if features == "model":
         stream = stream_embeddings(model, data_module, loader, requested_by=requested_by)
         return map_pool(stream, lambda batch, embeddings: list(zip(embeddings.cpu(), _case_ids(batch), strict=True)))
 
-    def per_item(batch: dict[str, Any], images: Tensor) -> list[tuple[Tensor | None, str]]:
-        vectors = list(pooled_images(images, image_size).cpu()) if features else [None] * len(batch["id"])
-        return list(zip(vectors, _case_ids(batch), strict=True))
+    def per_item(batch: dict[str, Any], images: Tensor) -> list[tuple[Tensor, str]]:
+        return list(zip(pooled_images(images, image_size).cpu(), _case_ids(batch), strict=True))
 
     return map_pool(stream_images(loader or data_module.unlabeled_dataloader()), per_item)
 
