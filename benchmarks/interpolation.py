@@ -17,10 +17,9 @@ import argparse
 import importlib
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
+from timing import median_seconds
 
 from alseg.core.metrics import label_dice
 from alseg.core.query_view import QueryView
@@ -71,17 +70,6 @@ def pseudo_label_dice(data: BraTSDataModule, blocks: list[Block], method: str | 
             derived = InterpolatedBlock(block, multi_label, classes, method).derive(truth)
         dice += [label_dice(label, truth[i], classes, multi_label) for i, label in derived.items() if truth[i].any()]
     return dice
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """The median wall time of ``repeats`` calls of ``run`` (after one warm-up call)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def strategy(name: str) -> object:

@@ -10,24 +10,17 @@ libraries from source unless the environment was installed with bytecode (the wo
 """
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
+
+from timing import median_seconds
 
 FLOOR = [sys.executable, "-c", "import torch, lightning, monai"]
 TRAIN = [sys.executable, "-m", "alseg.core.cli", "--help"]
 
 
-def median_seconds(command: list[str], repeats: int) -> float:
-    """Returns the median wall time of ``repeats`` runs of ``command`` (after one warm-up run)."""
+def _run(command: list[str]) -> None:
     subprocess.run(command, check=True, capture_output=True)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -35,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    floor, train = median_seconds(FLOOR, args.repeats), median_seconds(TRAIN, args.repeats)
+    floor, train = (median_seconds(lambda c=c: _run(c), args.repeats) for c in (FLOOR, TRAIN))
     print(f"import torch, lightning, monai: {floor:.2f} s")
     print(f"alseg-train --help:             {train:.2f} s")
     print(f"alseg's own start-up: {train - floor:+.2f} s (target <= 1.00 s); ratio {train / floor:.2f}")

@@ -10,12 +10,10 @@ timing is the median of ``--repeats`` runs. Usage: ``uv run python benchmarks/st
 """
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
+from timing import median_seconds
 
 from alseg.core.inference import stream_probabilities
 from alseg.core.query_view import QueryView
@@ -23,17 +21,6 @@ from alseg.datasets.brats import BraTSDataModule
 from alseg.models.unet import UNet
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.entropy import EntropyStrategy
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """Returns the median wall time of ``repeats`` calls of ``run`` (after one warm-up call)."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bare_passes(model: UNet, data: QueryView, passes: int) -> None:
