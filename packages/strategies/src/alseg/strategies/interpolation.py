@@ -131,7 +131,8 @@ def _slice_positions(data_module: QueryView) -> dict[str, tuple[str, int]]:
         if "slice_index" not in meta:
             raise ConfigError(
                 f"The interpolation strategy selects blocks of adjacent slices, but pool item {item_id!r} is not a "
-                "slice (its metadata has no slice_index). Use 2D slice items (dim: 2)."
+                "slice of a volume (its metadata has no slice_index). It needs slice items, e.g. dim: 2 of the brats "
+                "and decathlon data modules."
             )
         positions[item_id] = (str(meta["case_id"]), int(meta["slice_index"]))
     return positions
