@@ -8,6 +8,7 @@ from monai.losses import DiceCELoss, DiceLoss, FocalLoss, GeneralizedDiceLoss
 
 from alseg.core.errors import ConfigError, DataError
 from alseg.core.losses import LOSS_NAMES, LinearSchedule, build_loss
+from alseg.core.partial_labels import UNKNOWN
 
 
 def _single_label_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,7 +232,58 @@ def test_batch_dice_has_no_per_item_value_and_rejects_what_it_cannot_weigh():
     logits, target = _single_label_batch()
     with pytest.raises(DataError, match=r"'batch: true'.*no per-item loss"):
         build_loss("dice_ce", False, batch=True).per_item(logits, target)
-    with pytest.raises(ConfigError, match="'dice' with 'batch: true' does not accept the parameter 'ignore_index'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'dice' with 'batch: true' does not accept the parameter 'ignore_index' \(it is set by alseg\)",
+    ):
         build_loss("dice", False, batch=True, ignore_index=0)
     with pytest.raises(ConfigError, match="'focal' does not accept the parameter 'batch'"):
         build_loss("focal", False, batch=True)
+
+
+def _options():
+    """Every loss, per item and (where it exists) as batch Dice, on single- and multi-label data."""
+    for name, multi_label in itertools.product(LOSS_NAMES, (False, True)):
+        yield name, multi_label, {}
+        if name in ("dice", "dice_ce", "generalized_dice"):
+            yield name, multi_label, {"batch": True}
+
+
+def _batch(multi_label):
+    return _multi_label_batch() if multi_label else _single_label_batch()
+
+
+def _unknown_right_half(target):
+    """The target with the right half of the last axis unknown (every channel of a multi-label target)."""
+    partial = target.to(torch.uint8 if target.dtype == torch.bool else target.dtype).clone()
+    partial[..., partial.shape[-1] // 2 :] = UNKNOWN
+    return partial
+
+
+@pytest.mark.parametrize(("name", "multi_label", "params"), list(_options()))
+def test_unknown_voxels_get_exactly_zero_gradient(name, multi_label, params):
+    logits, target = _batch(multi_label)
+    free = logits.clone().requires_grad_(True)
+    build_loss(name, multi_label, **params)(free, _unknown_right_half(target)).backward()
+    half = logits.shape[-1] // 2
+    assert torch.equal(free.grad[..., half:], torch.zeros_like(free.grad[..., half:]))
+    assert free.grad[..., :half].abs().sum() > 0
+
+
+@pytest.mark.parametrize(("name", "multi_label", "params"), list(_options()))
+def test_a_partly_labelled_item_counts_only_its_known_voxels(name, multi_label, params):
+    logits, target = _batch(multi_label)
+    loss = build_loss(name, multi_label, **params)
+    half = logits.shape[-1] // 2
+    # Unknown voxels are left out, not background: the loss is that of the known half alone.
+    torch.testing.assert_close(loss(logits, _unknown_right_half(target)), loss(logits[..., :half], target[..., :half]))
+    assert not torch.isclose(loss(logits, _unknown_right_half(target)), loss(logits, target))
+
+
+@pytest.mark.parametrize(("name", "multi_label", "params"), list(_options()))
+def test_an_item_without_a_known_voxel_counts_for_nothing(name, multi_label, params):
+    logits, target = _batch(multi_label)
+    loss = build_loss(name, multi_label, **params)
+    unknown = target.to(torch.uint8 if target.dtype == torch.bool else target.dtype).clone()
+    unknown[1] = UNKNOWN
+    torch.testing.assert_close(loss(logits, unknown), loss(logits[[0, 2]], target[[0, 2]]))

@@ -3,7 +3,9 @@
 Items are dictionaries. Every item has ``"image"`` (``float32 [C, *spatial]``) and ``"id"`` (a string that
 identifies the item for the whole run, e.g. ``"BraTS2021_00042:77"`` for a slice and ``"BraTS2021_00042"`` for a
 volume — never a position in a dataset). Items of the training, validation and test sets also have ``"label"``
-(``[1, *spatial]`` class indices for single-label data, ``[C, *spatial]`` binary maps for multi-label data).
+(``[1, *spatial]`` class indices for single-label data, ``[C, *spatial]`` binary maps for multi-label data). A
+training label may be partial: voxels nobody annotated hold :data:`~alseg.core.partial_labels.UNKNOWN`, and the
+losses leave them out.
 Items of the unlabelled pool never carry a label: a strategy cannot read the answer it is choosing to ask for.
 
 Optional metadata that strategies and metrics may use, when the data module provides it:

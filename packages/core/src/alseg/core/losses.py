@@ -23,9 +23,17 @@ item's voxels count in the per-class sums with the item's weight, as if an item 
 Weight 0 leaves an item out, equal weights of 1 give MONAI's value, and pseudo-labelled items count less, as they do
 in the per-item losses. (Rejecting weights instead would only fail mid-run, at the first batch holding a
 pseudo-labelled item.) MONAI's ``ignore_index`` is not available with ``batch: true``.
+
+Partial labels (:mod:`alseg.core.partial_labels`): voxels whose label is ``UNKNOWN`` count in no term. Voxel-wise
+terms (``ce``, ``focal``) average each item over its known voxels; overlap terms (``dice``, ``generalized_dice``, the
+batch Dice) zero the probabilities and the one-hot target at unknown voxels before the overlaps are summed, as
+MONAI's ``mask_loss_inputs`` does; an item without a known voxel gets weight 0. The gradient at an unknown voxel is
+exactly 0. MONAI's own ``ignore_index`` is not used for this: it exists for ``DiceLoss`` and ``FocalLoss`` only and, on
+multi-label (one-hot-shaped) targets, treats every voxel with no foreground channel as ignored, which is background.
 """
 
 import inspect
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +44,7 @@ from monai.networks.utils import one_hot
 from torch import Tensor, nn
 
 from alseg.core.errors import ConfigError, DataError
+from alseg.core.partial_labels import known_voxels, with_unknown_as
 
 
 class _CrossEntropy(nn.CrossEntropyLoss):
@@ -49,14 +58,9 @@ class _CrossEntropy(nn.CrossEntropyLoss):
 # name -> {multi_label: (class, arguments fixed by alseg)}
 _SPECS: dict[str, dict[bool, tuple[type[nn.Module], dict[str, Any]]]] = {
     "ce": {False: (_CrossEntropy, {}), True: (nn.BCEWithLogitsLoss, {})},
-    "dice": {
-        False: (DiceLoss, {"softmax": True, "to_onehot_y": True}),
-        True: (DiceLoss, {"sigmoid": True}),
-    },
-    "generalized_dice": {
-        False: (GeneralizedDiceLoss, {"softmax": True, "to_onehot_y": True}),
-        True: (GeneralizedDiceLoss, {"sigmoid": True}),
-    },
+    # Overlap losses get probabilities and one-hot targets (see _Overlap), so that unknown voxels can be masked.
+    "dice": {False: (DiceLoss, {}), True: (DiceLoss, {})},
+    "generalized_dice": {False: (GeneralizedDiceLoss, {}), True: (GeneralizedDiceLoss, {})},
     "focal": {
         False: (FocalLoss, {"use_softmax": True, "to_onehot_y": True}),
         True: (FocalLoss, {"use_softmax": False}),
@@ -67,7 +71,7 @@ LOSS_NAMES: tuple[str, ...] = tuple(sorted([*_SPECS, "dice_ce"]))
 _RESERVED = {"reduction", "softmax", "sigmoid", "other_act", "to_onehot_y", "use_softmax"}
 _RESERVED |= {"size_average", "reduce"}
 _TENSOR_PARAMS = {"weight", "pos_weight"}  # torch wants tensors; configs give lists
-_NOT_IN_BATCH = {"ignore_index"}  # MONAI options that alseg's weighted batch Dice does not implement
+_RESERVED |= {"ignore_index"}  # unknown voxels are masked by alseg (module docstring)
 
 
 def _build_term(
@@ -81,11 +85,10 @@ def _build_term(
     cls, fixed = _SPECS[kind][multi_label]
     names = set(inspect.signature(cls).parameters)
     batch = "batch" in names and bool(params.get("batch", False))
-    accepted = (names - _RESERVED - (_NOT_IN_BATCH if batch else set())) | extra
+    accepted = (names - _RESERVED) | extra
     for key in sorted(params):
         if key not in accepted:
-            hint = "it is set by alseg from multi_label" if key in _RESERVED else "unknown name"
-            hint = "alseg's batch Dice does not implement it" if batch and key in _NOT_IN_BATCH else hint
+            hint = "it is set by alseg" if key in _RESERVED else "unknown name"
             subject = f"Loss '{name}' with 'batch: true'" if batch else f"Loss '{name}'"
             raise ConfigError(
                 f"{subject} does not accept the parameter '{key}' ({hint}). Accepted: {', '.join(sorted(accepted))}."
@@ -99,25 +102,62 @@ def _build_term(
         loss = cls(reduction="none", **fixed, **kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"Invalid parameters {params} for loss '{name}': {error}") from error
-    return _BatchDice(loss, multi_label) if batch else _ItemMean(loss)
+    if batch:
+        return _BatchDice(loss, multi_label)
+    return _Overlap(loss, multi_label) if kind in ("dice", "generalized_dice") else _VoxelMean(loss)
 
 
-class _ItemMean(nn.Module):
-    """A loss averaged per item, then over the batch with item weights."""
+def _probabilities(logits: Tensor, target: Tensor, known: Tensor, multi_label: bool) -> tuple[Tensor, Tensor]:
+    """Probabilities and (one-hot) targets ``[B, C, *spatial]``, both 0 at unknown voxels."""
+    if multi_label:
+        probabilities, target = torch.sigmoid(logits), target.to(logits.dtype)
+    else:
+        probabilities, target = torch.softmax(logits, 1), one_hot(target, logits.shape[1])
+    return torch.where(known, probabilities, 0.0), torch.where(known, target, 0.0)
+
+
+class _ItemMean(nn.Module, ABC):
+    """A loss of every item, averaged over the batch with item weights."""
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()
         self.loss = loss
 
-    def per_item(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Losses ``[B]`` of logits ``[B, C, *spatial]`` and a prepared target."""
-        return self.loss(logits, target).flatten(1).mean(1)
+    @abstractmethod
+    def per_item(self, logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
+        """Losses ``[B]`` of logits ``[B, C, *spatial]``, a prepared target and its known voxels ``[B, 1, *S]``."""
 
-    def forward(self, logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
-        """``sum(w * l) / sum(w)`` over the items; 0 (with zero gradient) when all weights ``[B]`` are 0."""
+    def forward(self, logits: Tensor, target: Tensor, weights: Tensor, known: Tensor) -> Tensor:
+        """``sum(w * l) / sum(w)`` over the items with a known voxel; 0 (zero gradient) when no weight is left."""
+        weights = torch.where(known.flatten(1).any(1), weights, 0.0)
         total = weights.sum()
         # All-zero weights: divide 0 by 1 rather than 0 by 0, so neither value nor gradient is NaN.
-        return (weights * self.per_item(logits, target)).sum() / torch.where(total > 0, total, torch.ones_like(total))
+        per_item = self.per_item(logits, target, known)
+        return (weights * per_item).sum() / torch.where(total > 0, total, torch.ones_like(total))
+
+
+class _VoxelMean(_ItemMean):
+    """A voxel-wise loss (``reduction="none"``) averaged over each item's known voxels (and channels)."""
+
+    def per_item(self, logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
+        """Losses ``[B]``: the mean of the loss map over the known voxels."""
+        values = self.loss(logits, target)
+        values = values.unsqueeze(1) if values.ndim == logits.ndim - 1 else values  # cross-entropy: [B, *spatial]
+        mask = known.expand_as(values)
+        count = mask.flatten(1).sum(1).clamp_min(1)
+        return torch.where(mask, values, 0.0).flatten(1).sum(1) / count
+
+
+class _Overlap(_ItemMean):
+    """MONAI's ``DiceLoss`` or ``GeneralizedDiceLoss`` of each item, on probabilities masked to the known voxels."""
+
+    def __init__(self, loss: nn.Module, multi_label: bool) -> None:
+        super().__init__(loss)
+        self.multi_label = multi_label
+
+    def per_item(self, logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
+        """Losses ``[B]``: the mean over classes of the item's overlap loss."""
+        return self.loss(*_probabilities(logits, target, known, self.multi_label)).flatten(1).mean(1)
 
 
 class _BatchDice(nn.Module):
@@ -132,17 +172,14 @@ class _BatchDice(nn.Module):
         self.loss = loss
         self.multi_label = multi_label
 
-    def forward(self, logits: Tensor, target: Tensor, weights: Tensor) -> Tensor:
-        """Weighted batch Dice loss of logits ``[B, C, *spatial]``, a prepared target and weights ``[B]``.
+    def forward(self, logits: Tensor, target: Tensor, weights: Tensor, known: Tensor) -> Tensor:
+        """Weighted batch Dice loss of logits ``[B, C, *S]``, a target, weights ``[B]`` and known voxels ``[B, 1, *S]``.
 
         Returns:
             Scalar loss; 0 (with zero gradient) when all weights are 0.
         """
         loss = self.loss
-        if self.multi_label:
-            probabilities = torch.sigmoid(logits)
-        else:
-            probabilities, target = torch.softmax(logits, 1), one_hot(target, logits.shape[1])
+        probabilities, target = _probabilities(logits, target, known, self.multi_label)
         if not loss.include_background and logits.shape[1] > 1:
             probabilities, target = probabilities[:, 1:], target[:, 1:]
         axes = list(range(2, logits.ndim))
@@ -177,14 +214,16 @@ class SegmentationLoss(nn.Module):
         self.terms = nn.ModuleList(term for _, term in terms)
         self.multi_label = multi_label
 
-    def _prepare_target(self, logits: Tensor, target: Tensor) -> Tensor:
+    def _prepare_target(self, logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """The target with unknown voxels set to 0 (multi-label: as float), and the known voxels."""
         if self.multi_label:
             if target.shape != logits.shape:
                 raise DataError(
                     f"A multi-label target must have the logits' shape {tuple(logits.shape)} "
                     f"(binary [B, C, *spatial]). Got {tuple(target.shape)}."
                 )
-            return target.to(logits.dtype)
+            known = known_voxels(target)
+            return with_unknown_as(target, known).to(logits.dtype), known
         if logits.shape[1] < 2:
             raise DataError(f"Single-label logits [B, C, *spatial] need >= 2 channels. Got {tuple(logits.shape)}.")
         if target.ndim == logits.ndim - 1:
@@ -195,7 +234,8 @@ class SegmentationLoss(nn.Module):
                 f"A single-label target must be a class-index map of shape {expected} "
                 f"or {(expected[0], *expected[2:])}. Got {tuple(target.shape)}."
             )
-        return target.long()
+        known = known_voxels(target)
+        return with_unknown_as(target, known).long(), known
 
     def per_item(self, logits: Tensor, target: Tensor) -> Tensor:
         """Unweighted loss of every item.
@@ -203,18 +243,20 @@ class SegmentationLoss(nn.Module):
         Args:
             logits: Raw network outputs ``[B, C, *spatial]``.
             target: Single-label: class indices ``[B, 1, *spatial]`` or ``[B, *spatial]``;
-                multi-label: binary ``[B, C, *spatial]``.
+                multi-label: binary ``[B, C, *spatial]``; ``UNKNOWN`` (255) where nobody labelled a voxel.
 
         Returns:
-            Losses ``[B]``.
+            Losses ``[B]`` (0 for an item without a known voxel).
 
         Raises:
             DataError: The loss has a batch Dice term, which has no per-item value.
         """
         if any(isinstance(term, _BatchDice) for term in self.terms):
             raise DataError("A loss with 'batch: true' has no per-item loss: its Dice is computed over the batch.")
-        target = self._prepare_target(logits, target)
-        losses = [lam * term.per_item(logits, target) for lam, term in zip(self.lambdas, self.terms, strict=True)]
+        target, known = self._prepare_target(logits, target)
+        losses = [
+            lam * term.per_item(logits, target, known) for lam, term in zip(self.lambdas, self.terms, strict=True)
+        ]
         return torch.stack(losses).sum(0)
 
     def forward(self, logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
@@ -230,14 +272,14 @@ class SegmentationLoss(nn.Module):
             Scalar loss: per-item terms give ``sum(w * l) / sum(w)``, batch Dice terms their weighted batch
             value (module docstring); 0 (with zero gradient) when all weights are 0.
         """
-        target = self._prepare_target(logits, target)
+        target, known = self._prepare_target(logits, target)
         batch_size = logits.shape[0]
         if weights is None:
             weights = torch.ones(batch_size, device=logits.device)
         elif weights.shape != (batch_size,):
             raise DataError(f"Loss weights must have shape [B] = ({batch_size},). Got {tuple(weights.shape)}.")
         weights = weights.to(device=logits.device, dtype=torch.float32)
-        terms = [lam * term(logits, target, weights) for lam, term in zip(self.lambdas, self.terms, strict=True)]
+        terms = [lam * term(logits, target, weights, known) for lam, term in zip(self.lambdas, self.terms, strict=True)]
         return torch.stack(terms).sum()
 
 
