@@ -13,6 +13,7 @@ from alseg.core.metrics import (
     probabilities_to_masks,
     volume_metrics,
 )
+from alseg.core.partial_labels import UNKNOWN
 
 DIAG_4x4 = math.sqrt(3**2 + 3**2)  # largest voxel-centre distance in a 4x4 image
 
@@ -346,3 +347,27 @@ def test_merge_rejects_conflicting_states():
     volumes.update(probs[None], labels[None], ["B"])
     with pytest.raises(DataError, match="Case B was added to the metrics twice with different"):
         volumes.merge([volumes.state(), second.state()])
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_unknown_voxels_count_in_no_metric(multi_label):
+    """A prediction wrong only where the label is unknown scores as a perfect one, on volumes and gathered slices."""
+    truth = torch.zeros(8, 8, 4, dtype=torch.long)
+    truth[2:6, 2:6] = 1
+    wrong = truth.clone()
+    wrong[:, :2] = 1  # wrong on the two first rows, which the label leaves unknown
+    probabilities = torch.stack([1.0 - wrong.float(), wrong.float()]) if not multi_label else wrong.float()[None]
+    label = truth[None].clone() if not multi_label else truth[None].to(torch.uint8)
+    label[:, :, :2] = UNKNOWN
+    names = {0: "background", 1: "disc"} if not multi_label else {0: "disc"}
+    for slices in (None, [0, 1, 2, 3]):
+        accumulator = VolumeMetricAccumulator(names, multi_label=multi_label)
+        if slices is None:
+            accumulator.update(probabilities[None], label[None], ["c"])
+        else:
+            accumulator.update(probabilities.permute(3, 0, 1, 2), label.permute(3, 0, 1, 2), ["c"] * 4, slices)
+        values = accumulator.compute()
+        assert values["dice_disc"] == 1.0 and values["hd95_disc"] == 0.0
+    full = VolumeMetricAccumulator(names, multi_label=multi_label)
+    full.update(probabilities[None], truth[None, None].to(label.dtype), ["c"])
+    assert full.compute()["dice_disc"] < 1.0  # the same prediction against the full label

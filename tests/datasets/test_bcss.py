@@ -9,6 +9,7 @@ import yaml
 from PIL import Image
 
 from alseg.core.errors import ConfigError, DataError
+from alseg.core.partial_labels import UNKNOWN
 from alseg.core.registry import registered
 from alseg.datasets.bcss import BCSSDataModule
 from alseg.datasets.bcss_layout import BCSS_LABELS, BCSS_TEST_INSTITUTES, bcss_class_map, parse_tile_name
@@ -75,7 +76,8 @@ def test_target_classes_and_ignored_labels(bcss_dir):
     item = module.val_dataloader().dataset[0]
     mask = np.asarray(Image.open(bcss_dir / "masks" / f"{item['id']}.png"))
     assert np.array_equal(
-        item["label"][0].numpy(), np.select([mask == 1, mask == 2, mask > 2], [1, 2, 3]) * ~np.isin(mask, [6, 7])
+        item["label"][0].numpy(),
+        np.where(np.isin(mask, [6, 7]), UNKNOWN, np.select([mask == 1, mask == 2, mask > 2], [1, 2, 3])),
     )
     merged = make(
         bcss_dir, classes={0: "background", 1: "tumor", 3: "immune", 10: "immune", 2: "rest"}, ignore=[4, 6, 7, 9]

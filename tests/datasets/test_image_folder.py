@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from alseg.core.errors import ConfigError, DataError, PluginError
+from alseg.core.partial_labels import UNKNOWN
 from alseg.datasets.image_files import ImagePair
 from alseg.datasets.image_folder import ImageFolderDataModule
 from alseg.datasets.image_normalization import IMAGENET_MEAN, IMAGENET_STD
@@ -120,9 +121,10 @@ def test_class_map_merges_values_and_orders_classes_by_their_smallest_value(tmp_
     module = make(tmp_path, classes=classes, ignore=[9], val_fraction=0.0, test_fraction=0.0)
     assert module.id_to_class_names() == {0: "background", 1: "tumor", 2: "stroma", 3: "other"}
     label = module.train_dataloader().dataset[0]["label"][0].numpy()
-    expected = np.array([[0, 1, 2, 3], [3, 3, 3, 0]]).repeat(4, 0).repeat(4, 1)  # 9 ignored: class 0
+    expected = np.array([[0, 1, 2, 3], [3, 3, 3, UNKNOWN]]).repeat(4, 0).repeat(4, 1)  # 9 ignored: unknown
     assert np.array_equal(label, expected)
     assert module.annotation_cost(["a"]) == {"items": 1, "slices": 1, "voxels": 128, "foreground_voxels": 96}
+    assert module.ground_truth(["a"])["a"][0].numpy().tolist() == expected.tolist()
     with pytest.raises(DataError, match=r"label file .*masks/a\.png holds values \[9\] outside the declared labels"):
         make(tmp_path, classes=classes)
 

@@ -1,6 +1,8 @@
 """Accumulates per-volume segmentation metrics over batches, gathering 2D slices by case.
 
-See :mod:`alseg.core.metrics` for the metrics and their empty-set conventions.
+See :mod:`alseg.core.metrics` for the metrics and their empty-set conventions. Voxels a label marks as
+:data:`~alseg.core.partial_labels.UNKNOWN` (e.g. ignored mask values of an image folder) are in no class of the
+prediction nor of the label: they add to no Dice, sensitivity or surface, and count as true negatives of specificity.
 
 Distributed runs: each rank accumulates its share of the items; the ranks exchange their :meth:`state
 <VolumeMetricAccumulator.state>` (e.g. with :func:`alseg.core.distributed.all_gather_objects`) and each
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from alseg.core.errors import ConfigError, DataError
 from alseg.core.metrics import labels_to_masks, probabilities_to_masks, volume_metrics
+from alseg.core.partial_labels import known_voxels, with_unknown_as
 
 
 def _check_config(
@@ -203,9 +206,10 @@ class VolumeMetricAccumulator:
         if not self.multi_label and labels.ndim == probabilities.ndim - 1:
             labels = labels.unsqueeze(1)
         for i, case in enumerate(case_ids):
+            known = known_voxels(labels[i][None])[0].cpu()  # [1, *spatial]; unknown voxels count in no class
             masks = [probabilities_to_masks(probabilities[i], self.multi_label, t) for t in self.thresholds]
-            pred = torch.stack(masks).cpu()
-            target = labels_to_masks(labels[i], num_classes, self.multi_label).cpu()
+            pred = torch.stack(masks).cpu() & known
+            target = labels_to_masks(with_unknown_as(labels[i], known), num_classes, self.multi_label).cpu() & known
             item_spacing = None if spacing is None or spacing[i] is None else tuple(map(float, spacing[i]))
             if slice_indices is None:
                 index, entry = None, self._case_values(pred, target, item_spacing)

@@ -40,7 +40,7 @@ class BCSSDataModule(ImageFolderDataModule):
         classes: A full class map (mask value → class name, values sharing a name merged) instead of
             ``target_classes``.
         ignore: BCSS labels (values or names, e.g. ``exclude``) allowed in masks without a class of their own (their
-            pixels get class 0, see :mod:`alseg.datasets.class_maps`).
+            pixels are unknown, left out by the losses and metrics; see :mod:`alseg.datasets.class_maps`).
         test_institutes: Institutes whose cases form the test set; validation cases then come from the others. Not
             with ``test_fraction``.
         test_fraction: Fraction of cases for testing, spread over the institutes (default 0.2 without

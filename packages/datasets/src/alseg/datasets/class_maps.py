@@ -5,16 +5,16 @@ per distinct name; values that share a name are merged into one class. Class ind
 of each class, so that the order does not depend on how a configuration file orders its keys (YAML dumps may sort
 them): class 0, which the metrics treat as background and leave out, is the class of the smallest mapped value.
 
-Values listed in ``ignore`` may occur in masks without a class of their own. alseg's losses and metrics have no
-ignore index yet (every pixel of a label is a class), so their pixels are given class 0; they count as background in
-training, metrics and the foreground of the annotation cost. Every other value outside the map is a data error that
-names the mask file.
+Values listed in ``ignore`` may occur in masks without a class of their own: their pixels are unknown
+(:data:`~alseg.core.partial_labels.UNKNOWN`), so that the losses and the metrics leave them out and they are no
+foreground of the annotation cost. Every other value outside the map is a data error that names the mask file.
 """
 
 import json
 from collections.abc import Mapping, Sequence
 
 from alseg.core.errors import ConfigError
+from alseg.core.partial_labels import UNKNOWN
 from alseg.datasets.labels import LabelScheme, value_lookup
 
 MAX_MASK_VALUE = 65535
@@ -36,7 +36,7 @@ def class_map_scheme(classes: Mapping[int, str], ignore: Sequence[int] = ()) -> 
 
     Args:
         classes: Mask value → class name; values sharing a name are merged into one class.
-        ignore: Mask values allowed in masks without a class; their pixels get class 0 (see the module doc).
+        ignore: Mask values allowed in masks without a class; their pixels become ``UNKNOWN`` (see the module doc).
 
     Returns:
         A scheme with class names in class-index order (by the smallest mask value of each class) whose
@@ -62,7 +62,7 @@ def class_map_scheme(classes: Mapping[int, str], ignore: Sequence[int] = ()) -> 
         raise ConfigError(
             f"The 'classes' option must name at least two classes (a background and a foreground). Got {names}."
         )
-    targets = {value: names.index(name) for value, name in mapped.items()} | dict.fromkeys(ignored, 0)
+    targets = {value: names.index(name) for value, name in mapped.items()} | dict.fromkeys(ignored, UNKNOWN)
     description = json.dumps({"classes": {str(v): mapped[v] for v in sorted(mapped)}, "ignore": ignored})
     values = tuple(sorted(targets))
     return LabelScheme(f"class-map-{description}", values, tuple(names), False, value_lookup(targets))

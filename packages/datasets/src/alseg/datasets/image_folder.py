@@ -38,8 +38,8 @@ class ImageFolderDataModule(ItemSetDataModule):
         data_dir: The folder holding ``images/`` and ``masks/``.
         classes: Mask value → class name; values sharing a name are merged. Class indices follow the smallest
             value of each class (class 0 is the background of the metrics).
-        ignore: Mask values allowed without a class of their own (their pixels get class 0; alseg has no ignore
-            index yet). Any other value outside ``classes`` is a ``DataError`` naming the mask.
+        ignore: Mask values allowed without a class of their own: their pixels are unknown (``UNKNOWN``), left out
+            by the losses and the metrics. Any other value outside ``classes`` is a ``DataError`` naming the mask.
         channels: 3 (RGB files) or 1 (grayscale files); files of another kind are a ``DataError``.
         image_size: ``(H, W)`` to resize every image (bilinear, antialiased) and mask (nearest) to; None keeps the
             files' sizes (then images of different sizes need ``batch_size`` and ``pool_batch_size`` 1).

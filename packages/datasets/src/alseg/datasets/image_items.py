@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alseg.core.partial_labels import UNKNOWN
 from alseg.datasets.image_decoding import DecodedImage
 from alseg.datasets.image_normalization import ChannelNormalizer
 from alseg.datasets.item_source import Role, check_label_array
@@ -71,12 +72,17 @@ class ImageReader:
 
     def has_foreground(self, item_id: str) -> bool:
         """Whether the item's ground truth has a pixel of a class other than 0 (analysis only)."""
-        return bool(self.decoded[item_id].label.any())
+        return bool(_foreground(self.decoded[item_id].label).any())
 
     def annotation_cost(self, item_id: str) -> dict[str, int]:
         """What labelling one image costs: 1 item, 1 slice, its pixels and its ground-truth pixels of classes > 0."""
         label = self.decoded[item_id].label
-        return {"items": 1, "slices": 1, "voxels": int(label.size), "foreground_voxels": int(np.count_nonzero(label))}
+        return {"items": 1, "slices": 1, "voxels": int(label.size), "foreground_voxels": int(_foreground(label).sum())}
+
+
+def _foreground(label: np.ndarray) -> np.ndarray:
+    """Pixels of a class other than 0 (unknown pixels are not foreground)."""
+    return (label > 0) & (label != UNKNOWN)
 
 
 def _target(label: np.ndarray) -> torch.Tensor:
