@@ -9,6 +9,7 @@ from alseg.core.errors import ConfigError, DataError
 from alseg.core.metric_accumulator import VolumeMetricAccumulator
 from alseg.core.metrics import (
     hd95,
+    label_dice,
     labels_to_masks,
     probabilities_to_masks,
     volume_metrics,
@@ -371,3 +372,13 @@ def test_unknown_voxels_count_in_no_metric(multi_label):
     full = VolumeMetricAccumulator(names, multi_label=multi_label)
     full.update(probabilities[None], truth[None, None].to(label.dtype), ["c"])
     assert full.compute()["dice_disc"] < 1.0  # the same prediction against the full label
+
+
+def test_label_dice_leaves_unknown_voxels_out():
+    truth = torch.zeros(1, 4, 4, dtype=torch.long)
+    truth[0, :2] = 1
+    pseudo = truth.clone()
+    pseudo[0, 3] = 1  # wrong on a row the ground truth leaves unknown
+    assert label_dice(pseudo, truth, 2, False) < 1.0
+    truth[0, 3] = UNKNOWN
+    assert label_dice(pseudo, truth, 2, False) == 1.0

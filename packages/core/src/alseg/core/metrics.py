@@ -30,6 +30,7 @@ from monai.networks.utils import one_hot
 from torch import Tensor
 
 from alseg.core.errors import DataError
+from alseg.core.partial_labels import known_voxels, with_unknown_as
 
 METRICS = ("dice", "sensitivity", "specificity", "hd95", "hd95_mm")
 
@@ -81,10 +82,15 @@ def label_dice(pred: Tensor, target: Tensor, num_classes: int, multi_label: bool
         multi_label: Which of the two label formats the labels have.
 
     Returns:
-        The mean of the per-class Dice, with the empty-set conventions of the module docstring.
+        The mean of the per-class Dice, with the empty-set conventions of the module docstring; voxels either label
+        marks ``UNKNOWN`` (:mod:`alseg.core.partial_labels`) are left out.
     """
     first = 0 if multi_label else 1
-    masks = [labels_to_masks(labels, num_classes, multi_label)[first:] for labels in (pred, target)]
+    known = known_voxels(pred[None])[0] & known_voxels(target[None])[0]
+    masks = [
+        labels_to_masks(with_unknown_as(labels, known), num_classes, multi_label)[first:] & known
+        for labels in (pred, target)
+    ]
     return float(volume_metrics(*masks, hausdorff=False)["dice"].mean())
 
 
