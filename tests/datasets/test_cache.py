@@ -5,6 +5,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from alseg.datasets import fingerprints
 from alseg.datasets.brats_layout import CANONICAL_MODALITIES, discover_brats
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
 from alseg.datasets.items import item_ids, read_item_image, read_item_label
@@ -158,3 +159,25 @@ def test_metadata_records_intensity_statistics_and_foreground_sample(brats_dir, 
     sample = cache.foreground_sample(case.case_id)
     np.testing.assert_array_equal(sample, foreground_sample(image, foreground))
     assert sample.shape == (4, 10_000)
+
+
+def test_a_warm_start_hashes_no_unchanged_file(brats_dir, tmp_path, monkeypatch):
+    cases = discover_brats(brats_dir)
+    first = VolumeCache(tmp_path / "cache", OPTIONS)
+    metas = first.ensure_all(cases)
+    assert first.digests.hashed == sum(len(case.files) for case in cases)
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("an unchanged file was hashed again")
+
+    monkeypatch.setattr(fingerprints, "file_digest", no_hashing)
+    again = VolumeCache(tmp_path / "cache", OPTIONS)  # a new process: the records come from the memo file
+    assert again.ensure_all(cases) == metas and again.digests.hashed == 0
+
+
+def test_a_damaged_digest_memo_only_costs_hashing_again(brats_dir, tmp_path):
+    cases = discover_brats(brats_dir)
+    metas = VolumeCache(tmp_path / "cache", OPTIONS).ensure_all(cases)
+    (tmp_path / "cache" / "file_digests.json").write_text("{not json")
+    again = VolumeCache(tmp_path / "cache", OPTIONS)
+    assert again.ensure_all(cases) == metas and again.decodes == 0 and again.digests.hashed > 0

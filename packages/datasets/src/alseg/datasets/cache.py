@@ -32,7 +32,7 @@ from typing import BinaryIO
 import numpy as np
 
 from alseg.datasets.cases import Case
-from alseg.datasets.fingerprints import case_fingerprint, json_digest
+from alseg.datasets.fingerprints import DigestMemo, case_fingerprint, json_digest
 from alseg.datasets.labels import LabelScheme
 from alseg.datasets.normalization import foreground_sample, nonzero_statistics
 from alseg.datasets.volumes import CaseVolume, read_case
@@ -129,12 +129,15 @@ class VolumeCache:
     Attributes:
         root: The folder of this set of options, ``<cache_dir>/<options key>``.
         decodes: Number of cases decoded from NIfTI by this instance (for tests and logging).
+        digests: File digests remembered across starts (``<cache_dir>/file_digests.json``), so that a warm start
+            hashes only files that changed.
     """
 
     def __init__(self, cache_dir: str | Path, options: PreprocessOptions) -> None:
         self.options = options
         self.root = Path(cache_dir) / options.key()
         self.decodes = 0
+        self.digests = DigestMemo(Path(cache_dir) / "file_digests.json")
 
     def ensure(self, case: Case) -> CaseMeta:
         """Metadata of a case, decoding and caching it first if needed.
@@ -148,7 +151,7 @@ class VolumeCache:
                 f"Case {case.case_id} has modalities {case.modalities}, but the cache was "
                 f"configured for {self.options.modalities}."
             )
-        source = case_fingerprint(case)
+        source = case_fingerprint(case, self.digests)
         meta_path = self._dir(case.case_id) / "meta.json"
         if meta_path.is_file():
             meta = self.meta(case.case_id)
@@ -157,8 +160,11 @@ class VolumeCache:
         return self._build(case, source)
 
     def ensure_all(self, cases: Sequence[Case]) -> list[CaseMeta]:
-        """:meth:`ensure` every case, in order."""
-        return [self.ensure(case) for case in cases]
+        """:meth:`ensure` every case, in order; then remembers the file digests for the next start."""
+        metas = [self.ensure(case) for case in cases]
+        if self.digests.hashed:
+            self.digests.save()
+        return metas
 
     def _dir(self, case_id: str) -> Path:
         return self.root / case_id
