@@ -28,7 +28,7 @@ TINY_RUN = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")  # stateless: module-scoped fixtures may train a run once
 def alseg_train() -> Callable[..., list[dict]]:
     """Runs ``alseg-train --output_dir <dir> <data options> <TINY_RUN> <extra>``; returns the ledger's records."""
 

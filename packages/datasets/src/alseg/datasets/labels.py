@@ -43,6 +43,11 @@ class LabelScheme:
         class_names: One name per output channel (multilabel) or class index (multiclass).
         multilabel: Whether targets are ``uint8 [R, X, Y, Z]`` binary regions (else class
             indices ``uint8 [X, Y, Z]``).
+        class_values: Single-label schemes: the label value each class index stands for when
+            predictions are written back as label maps (``binary``: 0 and 1); ``None`` if unknown.
+        regions: Multi-label schemes: the raw label values each channel covers (e.g. BraTS TC =
+            ``(1, 4)``), from which predictions are written back as label maps (see
+            :mod:`alseg.datasets.label_maps`); ``None`` if unknown.
     """
 
     name: str
@@ -50,6 +55,8 @@ class LabelScheme:
     class_names: tuple[str, ...]
     multilabel: bool
     transform: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    class_values: tuple[int, ...] | None = None
+    regions: tuple[tuple[int, ...], ...] | None = None
 
     def convert(self, label: np.ndarray, case_id: str, file_name: str) -> np.ndarray:
         """Check a raw label map and turn it into the target.
@@ -96,7 +103,7 @@ def _check_mode(mode: str) -> None:
 def _binary_scheme(name: str, values: tuple[int, ...]) -> LabelScheme:
     """Every non-zero declared value → class 1 (foreground), 0 → class 0."""
     merge = value_lookup({value: int(value != 0) for value in values})
-    return LabelScheme(f"{name}-binary", values, BINARY_CLASS_NAMES, False, merge)
+    return LabelScheme(f"{name}-binary", values, BINARY_CLASS_NAMES, False, merge, class_values=(0, 1))
 
 
 def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
@@ -123,9 +130,10 @@ def brats_label_scheme(release: str, mode: str = "multilabel") -> LabelScheme:
             BRATS_REGION_NAMES,
             True,
             ConvertToMultiChannelBasedOnBratsClasses(et_label=enhancing),
+            regions=((1, enhancing), (1, 2, enhancing), (enhancing,)),
         )
     classes = value_lookup({0: 0, 1: 1, 2: 2, enhancing: 3})
-    return LabelScheme(name, values, BRATS_CLASS_NAMES, False, classes)
+    return LabelScheme(name, values, BRATS_CLASS_NAMES, False, classes, class_values=values)
 
 
 def _region_transform(regions: Sequence[Sequence[int]]) -> Callable[[np.ndarray], np.ndarray]:
@@ -169,7 +177,7 @@ def decathlon_label_scheme(
     if mode == "multiclass":
         classes = value_lookup({raw: index for index, raw in enumerate(values)})
         names = tuple(labels[raw] for raw in values)
-        return LabelScheme(f"decathlon-multiclass-{list(values)}", values, names, False, classes)
+        return LabelScheme(f"decathlon-multiclass-{list(values)}", values, names, False, classes, class_values=values)
     if not regions:
         raise ConfigError("'regions' must map at least one region name to label values.")
     for region, members in regions.items():
@@ -180,4 +188,6 @@ def decathlon_label_scheme(
             )
     members = [sorted(int(m) for m in regions[name]) for name in regions]
     name = f"decathlon-regions-{json.dumps(dict(zip(regions, members, strict=True)))}"
-    return LabelScheme(name, values, tuple(regions), True, _region_transform(members))
+    return LabelScheme(
+        name, values, tuple(regions), True, _region_transform(members), regions=tuple(map(tuple, members))
+    )

@@ -21,7 +21,7 @@ from alseg.datasets.item_set_data_module import ItemSetDataModule
 from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.items import AXIAL, item_ids
 from alseg.datasets.labels import LabelScheme
-from alseg.datasets.normalization import channel_schemes, check_normalization, fit_normalizer
+from alseg.datasets.normalization import Normalizer, channel_schemes, check_normalization, fit_normalizer
 from alseg.datasets.patches import PatchSampler
 from alseg.datasets.splits import CaseSplit, choose_initial, split_cases
 
@@ -46,11 +46,12 @@ class DatasetSource:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """The decoded dataset, its split, its item sets and its data fingerprint."""
+    """The decoded dataset, its split, its item sets, its fitted normaliser and its data fingerprint."""
 
     cache: VolumeCache
     split: CaseSplit
     sets: ItemSets
+    normalizer: Normalizer
     fingerprint: str
 
 
@@ -197,7 +198,7 @@ class VolumeDataModule(ItemSetDataModule):
             "normalization": normalizer.description(),
             "items": {"dim": self.dim, "axis": self.axis, "skip_empty_slices": self.skip_empty_slices},
         }
-        return _Prepared(cache, split, sets, json_digest(fingerprint))
+        return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint))
 
     def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:
         if self.dim == 3 and self.pool_batch_size > 1 and len(set(shapes)) > 1:
@@ -215,6 +216,15 @@ class VolumeDataModule(ItemSetDataModule):
     def split(self) -> CaseSplit:
         """The case split (prepares the data on first access)."""
         return self._prepared().split
+
+    @property
+    def normalizer(self) -> Normalizer:
+        """The normaliser of every image read, fitted on the training cases (prepares the data on first access).
+
+        Apply it to decoded intensities ``[C, X, Y, Z]`` with their
+        :func:`~alseg.datasets.normalization.nonzero_statistics` to normalise an image as training did.
+        """
+        return self._prepared().normalizer
 
     def prepare_data(self) -> None:
         """Decodes every case into the cache (Lightning calls this once, in the main process)."""
