@@ -24,6 +24,7 @@ from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
 from alseg.core.selection_check import check_selection
 from alseg.core.strategy import QueryStrategy
+from alseg.core.tracking import TrackingOptions, resolve_loggers, track
 
 
 class ActiveLearningPipeline:
@@ -64,7 +65,13 @@ class ActiveLearningPipeline:
         seed: Seed of every random choice of the run.
         deterministic: Ask torch for deterministic algorithms.
         trainer_options: Further keyword arguments of ``lightning.pytorch.Trainer`` (e.g. ``accelerator``).
-        logger: Write Lightning CSV (and TensorBoard, if installed) logs.
+        logger: Where logs go: ``csv`` (Lightning CSV logs of every round's epochs), ``tensorboard``, ``wandb``,
+            ``mlflow`` (one tracked run per active-learning run, a step per round; extras ``alseg-core[<name>]``), or
+            a list of them; ``True`` is ``csv``, ``False`` none. See :mod:`alseg.core.tracking`.
+        tracking_project: W&B project and MLflow experiment of the tracked run; by default ``WANDB_PROJECT`` /
+            ``MLFLOW_EXPERIMENT_NAME``, else ``alseg``.
+        tracking_uri: MLflow tracking URI; by default ``MLFLOW_TRACKING_URI``, else a SQLite store under
+            ``<output_dir>/logs/mlflow``.
         config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default the
             class paths and resolved constructor arguments of the three objects, the seed, the active-learning
             options and the Trainer options.
@@ -91,9 +98,12 @@ class ActiveLearningPipeline:
         seed: int = 0,
         deterministic: bool = False,
         trainer_options: dict[str, Any] | None = None,
-        logger: bool = True,
+        logger: bool | list[str] | str = "csv",
+        tracking_project: str | None = None,
+        tracking_uri: str | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
+        self.loggers = resolve_loggers(logger)
         _check_at_least("items_to_label", items_to_label, 1)
         _check_at_least("epochs", epochs, 1)
         _check_at_least("epochs_increase_per_query", epochs_increase_per_query, 0)
@@ -114,6 +124,7 @@ class ActiveLearningPipeline:
         self.reset_weights = reset_weights
         self.test_each_round = test_each_round
         self.seed = seed
+        self.tracking = TrackingOptions(tracking_project, tracking_uri, str(output_dir))
         self._cost: dict[str, int] = {}
         self.config = config or {
             "seed": seed,
@@ -141,7 +152,7 @@ class ActiveLearningPipeline:
             early_stopping_patience=early_stopping_patience if early_stopping else None,
             deterministic=deterministic,
             trainer_options=trainer_options,
-            logger=logger,
+            logger="csv" in self.loggers,
         )
 
     def run(self) -> dict[str, Any]:
@@ -174,15 +185,18 @@ class ActiveLearningPipeline:
         self._cost = self.data_module.annotation_cost(self.data_module.labeled_ids())
         self._replay(records)
         round_index = len(records)
-        while self._has_next_round(round_index):
-            records.append(self._run_round(round_index, writer))
+        with track(self.run_dir, self.loggers if writer else (), records, self.tracking) as tracker:
+            while self._has_next_round(round_index):
+                records.append(self._run_round(round_index, writer))
+                if writer:
+                    self.run_dir.append_round(records[-1])
+                    tracker.log_round(records[-1])
+                    print(_round_line(records[-1]), flush=True)
+                round_index += 1
+            summary = self._summarise(records)
             if writer:
-                self.run_dir.append_round(records[-1])
-                print(_round_line(records[-1]), flush=True)
-            round_index += 1
-        summary = self._summarise(records)
-        if writer:
-            self.run_dir.write_summary(summary)
+                self.run_dir.write_summary(summary)
+                tracker.finish(summary, records[-1])
         return summary
 
     def _has_next_round(self, round_index: int) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import time
@@ -13,7 +12,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger
 
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
@@ -67,7 +66,8 @@ class RoundTrainer:
         early_stopping_patience: Patience of early stopping on the criterion, or None for no early stopping.
         deterministic: Passed to the Trainer.
         trainer_options: Further Trainer arguments.
-        logger: Write CSV (and TensorBoard, if installed) logs.
+        logger: Write Lightning CSV logs of every round's epochs (``logs/csv/round_003/``); experiment trackers
+            are not the Trainer's (see :mod:`alseg.core.tracking`).
     """
 
     def __init__(
@@ -193,12 +193,9 @@ class RoundTrainer:
     def _loggers(self, version: str) -> list[Logger] | bool:
         if not self.logger:
             return False
-        for name in ("csv", "tensorboard"):  # logs of an earlier attempt at this round (or test) are replaced
-            shutil.rmtree(self.run_dir.logs_dir / name / version, ignore_errors=True)
-        loggers: list[Logger] = [CSVLogger(self.run_dir.logs_dir, name="csv", version=version)]
-        if importlib.util.find_spec("tensorboard") is not None:
-            loggers.append(TensorBoardLogger(self.run_dir.logs_dir, name="tensorboard", version=version))
-        return loggers
+        # logs of an earlier attempt at this round (or test) are replaced
+        shutil.rmtree(self.run_dir.logs_dir / "csv" / version, ignore_errors=True)
+        return [CSVLogger(self.run_dir.logs_dir, name="csv", version=version)]
 
 
 class _CriterionCheck(Callback):

@@ -8,7 +8,8 @@ Layout of ``output_dir``::
     summary.json         the latest summary (rewritten atomically)
     checkpoints/         best weights of every round (round_000/…ckpt)
     pseudo_labels/       pseudo labels given in a round (round_001.pt), replayed on resume
-    logs/                Lightning CSV (and TensorBoard, if installed) logs, one version per round
+    logs/                Lightning CSV logs, one version per round (csv/round_003/), and the experiment trackers'
+                         files with tracking.json, their run ids (see :mod:`alseg.core.tracking`)
 
     .lock                held (``flock``) by the one process that writes the directory
 
@@ -40,9 +41,17 @@ import yaml
 from alseg.core.errors import ConfigError
 from alseg.core.round_record import RoundRecord
 
-#: Config keys that may change when a run is resumed: more rounds for a finished run, and the directory's own path
-#: (a run directory that was moved or copied resumes where it is).
-RESUMABLE_KEYS = frozenset({"active_learning.iterations", "output_dir"})
+#: Config keys that may change when a run is resumed: more rounds for a finished run, the directory's own path
+#: (a run directory that was moved or copied resumes where it is) and where logs go (they change no result).
+RESUMABLE_KEYS = frozenset(
+    {
+        "active_learning.iterations",
+        "output_dir",
+        "active_learning.logger",
+        "active_learning.tracking_project",
+        "active_learning.tracking_uri",
+    }
+)
 
 
 class RunDirectory:
@@ -62,6 +71,7 @@ class RunDirectory:
         self.checkpoints_dir = self.path / "checkpoints"
         self.pseudo_labels_dir = self.path / "pseudo_labels"
         self.logs_dir = self.path / "logs"
+        self.tracking_path = self.logs_dir / "tracking.json"
 
     @contextmanager
     def lock(self) -> Iterator[None]:
