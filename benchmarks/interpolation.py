@@ -27,7 +27,7 @@ from alseg.core.registry import registered
 from alseg.datasets.brats import BraTSDataModule
 from alseg.datasets.synthetic import SyntheticBraTS
 from alseg.models.unet import UNet
-from alseg.strategies.blocks import Block
+from alseg.strategies.blocks import Block, runs
 from alseg.strategies.interpolation import InterpolatedBlock
 
 #: Strategy short name → constructor options, timed against entropy.
@@ -45,15 +45,10 @@ TIMED = {
 def blocks_of_every_case(data: BraTSDataModule, thickness: int) -> list[Block]:
     """Consecutive blocks of ``thickness`` slices of every training case, sharing their end slices."""
     ids = data.labeled_ids() + data.unlabeled_ids()
-    by_case: dict[str, list[tuple[int, str]]] = {}
-    for item_id, meta in zip(ids, data.item_metadata(ids), strict=True):
-        by_case.setdefault(meta["case_id"], []).append((meta["slice_index"], item_id))
+    positions = {i: (m["case_id"], m["slice_index"]) for i, m in zip(ids, data.item_metadata(ids), strict=True)}
     blocks = []
-    for slices in by_case.values():
-        ordered = [item_id for _, item_id in sorted(slices)]
-        blocks += [
-            Block(tuple(ordered[s : s + thickness])) for s in range(0, len(ordered) - thickness + 1, thickness - 1)
-        ]
+    for run in runs(positions):  # skip_empty_slices=False: a case's slices are one run
+        blocks += [Block(tuple(run[s : s + thickness])) for s in range(0, len(run) - thickness + 1, thickness - 1)]
     return blocks
 
 

@@ -109,7 +109,7 @@ def test_no_temporary_files_are_left(brats_dir, tmp_path):
     cache = VolumeCache(tmp_path / "c", OPTIONS)
     cache.ensure_all(discover_brats(brats_dir))
     names = {p.name for p in (tmp_path / "c").rglob("*")}
-    assert not [n for n in names if n.endswith(".tmp")]
+    assert not [n for n in names if ".tmp" in n]
     assert {"image.npy", "label.npy", "meta.json", "options.json"} <= names
 
 

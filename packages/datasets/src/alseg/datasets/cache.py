@@ -22,15 +22,13 @@ written last and marks a complete entry.
 """
 
 import json
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
+from alseg.datasets.atomic_files import atomic_write
 from alseg.datasets.cases import Case
 from alseg.datasets.fingerprints import DigestMemo, case_fingerprint, json_digest
 from alseg.datasets.labels import LabelScheme
@@ -105,22 +103,12 @@ def _slices_with(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(i) for i in np.flatnonzero(mask.any(axis=a))) for a in axes)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _save_array(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda stream: np.save(stream, np.asfortranarray(array)))
+    atomic_write(path, lambda stream: np.save(stream, np.asfortranarray(array)))
 
 
 def _save_json(path: Path, content: dict) -> None:
-    _atomic_write(path, lambda stream: stream.write(json.dumps(content).encode()))
+    atomic_write(path, lambda stream: stream.write(json.dumps(content).encode()))
 
 
 class VolumeCache:

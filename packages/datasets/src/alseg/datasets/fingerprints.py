@@ -18,12 +18,11 @@ copy tool can set it back, so a file rewritten with preserved size and times sti
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 from alseg.core.errors import DataError
+from alseg.datasets.atomic_files import atomic_write
 from alseg.datasets.cases import Case
 
 
@@ -81,12 +80,7 @@ class DigestMemo:
     def save(self) -> None:
         """Writes the records (atomically; a concurrent writer's records may be lost, never mixed)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            temporary.write_text(json.dumps(self._records))
-            os.replace(temporary, self.path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        atomic_write(self.path, lambda stream: stream.write(json.dumps(self._records).encode()))
 
 
 def case_fingerprint(case: Case, memo: DigestMemo | None = None) -> str:

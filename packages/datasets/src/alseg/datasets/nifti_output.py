@@ -9,8 +9,6 @@ temporary name and renamed, so an output is either complete or absent.
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 from nibabel import orientations
 
 from alseg.core.errors import DataError
+from alseg.datasets.atomic_files import replacing
 from alseg.datasets.volumes import _READ_ERRORS
 
 PROBABILITY_DTYPE = np.uint16
@@ -110,9 +109,5 @@ def probability_image(geometry: SourceGeometry, probabilities: np.ndarray, descr
 
 def save_atomically(image: nib.Nifti1Image, path: Path) -> None:
     """Saves ``image`` to ``path`` through a temporary file in the same folder and a rename."""
-    temporary = path.with_name(f".{uuid.uuid4().hex}.tmp{''.join(path.suffixes)}")
-    try:
+    with replacing(path) as temporary:
         nib.save(image, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
