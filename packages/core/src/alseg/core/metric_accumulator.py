@@ -20,7 +20,13 @@ import torch
 from torch import Tensor
 
 from alseg.core.errors import ConfigError, DataError
-from alseg.core.metrics import labels_to_masks, probabilities_to_masks, volume_metrics
+from alseg.core.metrics import (
+    confusion_counts,
+    count_metrics,
+    labels_to_masks,
+    probabilities_to_masks,
+    volume_metrics,
+)
 from alseg.core.partial_labels import known_voxels, with_unknown_as
 
 
@@ -45,6 +51,7 @@ def _check_config(
 
 
 _Masks = tuple[bytes, tuple[int, ...]]  # bit-packed boolean masks and their shape
+_Counts = tuple[int, ...]  # flattened confusion counts [T, C, 4]: additive over a case's slices
 
 
 def _pack(masks: Tensor) -> _Masks:
@@ -64,20 +71,22 @@ class AccumulatorState:
 
     Attributes:
         volumes: Metric values of every 3D case, measured when it was added.
-        slices: Bit-packed masks ``[T * C + C, H, W]`` (predictions per threshold, then the ground truth) of every
-            2D slice, by case and slice index.
+        slices: Of every 2D slice, by case and slice index: with HD95, bit-packed masks ``[T * C + C, H, W]``
+            (predictions per threshold, then the ground truth), since surface distances need the whole volume;
+            without, only the confusion counts ``[T, C, 4]``, which add up to the volume's (64 bytes per slice of 4
+            classes, so that a validation epoch's memory does not grow with the image size).
         spacing: Voxel spacing (or None) of every case.
     """
 
     volumes: dict[str, dict[str, float]] = field(default_factory=dict)
-    slices: dict[str, dict[int, _Masks]] = field(default_factory=dict)
+    slices: dict[str, dict[int, _Masks | _Counts]] = field(default_factory=dict)
     spacing: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
 
     def add(
         self,
         case: str,
         index: int | None,
-        entry: dict[str, float] | _Masks,
+        entry: dict[str, float] | _Masks | _Counts,
         spacing: tuple[float, ...] | None,
         drop_identical: bool,
     ) -> None:
@@ -86,7 +95,7 @@ class AccumulatorState:
         Args:
             case: Case id.
             index: Slice index, or None for a volume.
-            entry: The volume's metric values or the slice's packed masks.
+            entry: The volume's metric values, or the slice's packed masks or confusion counts.
             spacing: The case's voxel spacing.
             drop_identical: Drop an entry equal to the one already held (e.g. a padding duplicate of
                 ``DistributedSampler`` measured on another rank) instead of raising.
@@ -115,8 +124,9 @@ class VolumeMetricAccumulator:
     3D items are volumes of their own, measured at :meth:`update`. 2D items (``slice_indices``
     given) are gathered per case id, stacked in slice-index order along a new last axis into one
     volume ``[C, H, W, S]`` (gaps in the indices are closed up) and measured at :meth:`compute`:
-    per-slice Dice on tumour-free slices is meaningless. Until then only their bit-packed masks are
-    kept (1 bit per voxel, class and threshold).
+    per-slice Dice on tumour-free slices is meaningless. Until then only what the volume's metrics
+    need is kept: confusion counts per slice, and with ``hausdorff`` bit-packed masks (1 bit per
+    voxel, class and threshold).
 
     Keys of :meth:`compute`: ``<metric>_<class name>`` for every foreground class and
     ``mean_<metric>`` (mean over foreground classes), ``<metric>`` in :data:`METRICS`
@@ -212,31 +222,45 @@ class VolumeMetricAccumulator:
             target = labels_to_masks(with_unknown_as(labels[i], known), num_classes, self.multi_label).cpu() & known
             item_spacing = None if spacing is None or spacing[i] is None else tuple(map(float, spacing[i]))
             if slice_indices is None:
-                index, entry = None, self._case_values(pred, target, item_spacing)
-            else:
+                index, entry = None, self._volume_values(pred, target, item_spacing)
+            elif self.hausdorff:
                 index, entry = int(slice_indices[i]), _pack(torch.cat([pred.flatten(0, 1), target]))
+            else:
+                counts = torch.stack([confusion_counts(p, target) for p in pred])
+                index, entry = int(slice_indices[i]), tuple(counts.long().flatten().tolist())
             self._state.add(case, index, entry, item_spacing, drop_identical=False)
 
-    def _case_values(self, preds: Tensor, target: Tensor, spacing: tuple[float, ...] | None) -> dict[str, float]:
+    def _volume_values(self, preds: Tensor, target: Tensor, spacing: tuple[float, ...] | None) -> dict[str, float]:
         """Metrics of one case: ``preds`` ``[T, C, *spatial]``, ``target`` ``[C, *spatial]``."""
-        first = 0 if self.multi_label else 1
-        names = [self.class_names[c] for c in range(first, len(self.class_names))]
-        values: dict[str, float] = {}
-        for threshold, pred in zip(self.thresholds, preds, strict=True):
-            suffix = "" if threshold == self.thresholds[0] else f"_t{threshold:g}"
-            metrics = volume_metrics(pred[first:], target[first:], spacing, self.hausdorff)
-            for metric, per_class in metrics.items():
-                values |= {f"{metric}_{n}{suffix}": float(v) for n, v in zip(names, per_class, strict=True)}
-                values[f"mean_{metric}{suffix}"] = float(per_class.mean())
-        return values
+        first = self._first_class()
+        return self._named([volume_metrics(p[first:], target[first:], spacing, self.hausdorff) for p in preds])
 
     def _slices_values(self, case: str) -> dict[str, float]:
         """Metrics of the volume of a case's slices."""
         slices = self._state.slices[case]
         num_classes = len(self.class_names)
+        if not self.hausdorff:  # summed in float64: exact beyond float32's 2**24 voxels
+            counts = torch.tensor(list(slices.values()), dtype=torch.float64).sum(0)
+            per_threshold = counts.view(len(self.thresholds), num_classes, 4)[:, self._first_class() :]
+            return self._named([count_metrics(c) for c in per_threshold])
         volume = torch.stack([_unpack(slices[k]) for k in sorted(slices)], dim=-1)
         pred = volume[:-num_classes].unflatten(0, (len(self.thresholds), num_classes))
-        return self._case_values(pred, volume[-num_classes:], self._state.spacing[case])
+        return self._volume_values(pred, volume[-num_classes:], self._state.spacing[case])
+
+    def _first_class(self) -> int:
+        """The first reported class: 0 for multi-label outputs, 1 (after the background) otherwise."""
+        return 0 if self.multi_label else 1
+
+    def _named(self, per_threshold: Sequence[dict[str, Tensor]]) -> dict[str, float]:
+        """The keys of :meth:`compute` for one case, from its per-class metrics ``[C']`` at every threshold."""
+        names = [self.class_names[c] for c in range(self._first_class(), len(self.class_names))]
+        values: dict[str, float] = {}
+        for threshold, metrics in zip(self.thresholds, per_threshold, strict=True):
+            suffix = "" if threshold == self.thresholds[0] else f"_t{threshold:g}"
+            for metric, per_class in metrics.items():
+                values |= {f"{metric}_{n}{suffix}": float(v) for n, v in zip(names, per_class, strict=True)}
+                values[f"mean_{metric}{suffix}"] = float(per_class.mean())
+        return values
 
     def compute(self) -> dict[str, float]:
         """Mean over cases of every metric; an empty dict when nothing was added."""

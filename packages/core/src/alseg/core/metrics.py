@@ -129,6 +129,32 @@ def hd95(pred: Tensor, target: Tensor, spacing: Sequence[float] | None = None) -
     return out
 
 
+def confusion_counts(pred: Tensor, target: Tensor) -> Tensor:
+    """Per-class confusion counts of one volume or slice: additive over the slices of a volume.
+
+    Args:
+        pred: Boolean masks ``[C, *spatial]``.
+        target: Boolean masks ``[C, *spatial]``.
+
+    Returns:
+        ``[C, 4]`` float32 counts of true positives, false positives, true negatives and false negatives (MONAI's
+        order); exact for up to 2**24 voxels per slice.
+    """
+    if pred.shape != target.shape:
+        raise DataError(f"Prediction {tuple(pred.shape)} and label {tuple(target.shape)} masks differ.")
+    return get_confusion_matrix(pred[None].float(), target[None].float())[0]
+
+
+def count_metrics(counts: Tensor) -> dict[str, Tensor]:
+    """``dice``, ``sensitivity`` and ``specificity`` ``[C]`` of confusion counts ``[C, 4]`` (see ``confusion_counts``).
+
+    Dice is the F1 score of the counts: one pass over the volume instead of a second one in ``compute_dice``. MONAI
+    gives NaN for 0/0, which the conventions of the module docstring turn into 1.
+    """
+    names = {"dice": "f1 score", "sensitivity": "sensitivity", "specificity": "specificity"}
+    return {key: compute_confusion_matrix_metric(name, counts[None])[0].nan_to_num(1.0) for key, name in names.items()}
+
+
 def volume_metrics(
     pred: Tensor, target: Tensor, spacing: Sequence[float] | None = None, hausdorff: bool = True
 ) -> dict[str, Tensor]:
@@ -144,13 +170,7 @@ def volume_metrics(
         ``dice``, ``sensitivity``, ``specificity``, ``hd95`` (voxels) and, with a spacing,
         ``hd95_mm``: each float32 ``[C]``, NaN-free (conventions in the module docstring).
     """
-    if pred.shape != target.shape:
-        raise DataError(f"Prediction {tuple(pred.shape)} and label {tuple(target.shape)} masks differ.")
-    confusion = get_confusion_matrix(pred[None].float(), target[None].float())  # [1, C, 4]
-    # Dice is the F1 score of this confusion matrix: one pass over the volume instead of a second
-    # one in ``compute_dice``. MONAI gives NaN for 0/0, which the conventions above turn into 1.
-    names = {"dice": "f1 score", "sensitivity": "sensitivity", "specificity": "specificity"}
-    metrics = {key: compute_confusion_matrix_metric(name, confusion)[0].nan_to_num(1.0) for key, name in names.items()}
+    metrics = count_metrics(confusion_counts(pred, target))
     if not hausdorff:
         return metrics
     metrics["hd95"] = hd95(pred, target)
