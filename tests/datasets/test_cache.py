@@ -1,10 +1,12 @@
 import json
 import os
+import pickle
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from alseg.core.errors import DataError
 from alseg.datasets import fingerprints
 from alseg.datasets.brats_layout import CANONICAL_MODALITIES, discover_brats
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
@@ -96,6 +98,8 @@ def test_changed_source_file_is_decoded_again(brats_dir, tmp_path, rewrite_nifti
     case = discover_brats(brats_dir)[0]
     cache = VolumeCache(tmp_path, OPTIONS)
     cache.ensure(case)
+    before = cache.image(case.case_id)
+    assert cache.image(case.case_id) is before  # mapped once per process
     path = case.images["flair"].path
     checkerboard = (np.indices((8, 8, 6)).sum(0) % 2 * 2 + 1).astype(np.float32)  # 1s and 3s
     rewrite_nifti(path, data=checkerboard)
@@ -103,6 +107,39 @@ def test_changed_source_file_is_decoded_again(brats_dir, tmp_path, rewrite_nifti
     cache.ensure(case)
     assert cache.decodes == 2
     assert set(np.unique(cache.image(case.case_id)[0]).tolist()) == {1.0, 3.0}
+
+
+def test_cases_decoded_by_several_threads_equal_one_by_one(tmp_path):
+    data = write_brats(tmp_path / "brats", n_cases=5, shape=(8, 8, 6), tumour_fraction=0.6)
+    cases = discover_brats(data)
+    one = VolumeCache(tmp_path / "one", OPTIONS)
+    two = VolumeCache(tmp_path / "two", OPTIONS)
+    assert two.ensure_all(cases, workers=3) == one.ensure_all(cases) and one.decodes == two.decodes == 5
+    assert two.digests.hashed == 25  # 4 modalities and a label per case, each hashed once
+    for case in cases:
+        np.testing.assert_array_equal(two.image(case.case_id), one.image(case.case_id))
+        np.testing.assert_array_equal(two.label(case.case_id), one.label(case.case_id))
+
+
+def test_a_bad_case_among_threads_is_named_and_the_others_are_cached(tmp_path):
+    data = write_brats(tmp_path / "brats", n_cases=4, shape=(8, 8, 6))
+    cases = discover_brats(data)
+    cases[1].images["t2"].path.write_bytes(b"not a NIfTI file")
+    cache = VolumeCache(tmp_path / "cache", OPTIONS)
+    with pytest.raises(DataError, match=f"Case {cases[1].case_id}: cannot read NIfTI file"):
+        cache.ensure_all(cases, workers=2)
+    assert all((cache.root / case.case_id / "meta.json").is_file() for case in (cases[0], cases[2], cases[3]))
+
+
+def test_a_pickled_cache_leaves_its_mappings_behind(brats_dir, tmp_path):
+    cases = discover_brats(brats_dir)
+    cache = VolumeCache(tmp_path, OPTIONS)
+    cache.ensure_all(cases)
+    image = cache.image(cases[0].case_id)
+    copy = pickle.loads(pickle.dumps(cache))  # as for a spawned DataLoader worker
+    assert len(pickle.dumps(cache)) < image.nbytes
+    np.testing.assert_array_equal(copy.image(cases[0].case_id), image)
+    assert copy.image(cases[0].case_id) is not image
 
 
 def test_no_temporary_files_are_left(brats_dir, tmp_path):

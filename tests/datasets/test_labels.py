@@ -35,11 +35,29 @@ def test_brats_multiclass_is_contiguous(release, raw):
     assert target.dtype == np.uint8 and target.ravel().tolist() == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize(("release", "bad"), [("2021", 3), ("2023", 4), ("2021", 0.5)])
-def test_undeclared_label_values_name_case_file_and_values(release, bad):
-    raw = np.array([0, 1, bad, bad], dtype=np.float32)
+@pytest.mark.parametrize(
+    ("release", "bad", "dtype"),
+    [
+        ("2021", 3, np.float32),
+        ("2023", 4, np.float32),
+        ("2021", 0.5, np.float32),
+        ("2021", 3, np.uint8),  # counted, not sorted
+        ("2021", -1, np.int16),
+        ("2023", 70000, np.int32),  # beyond the counting range
+    ],
+)
+def test_undeclared_label_values_name_case_file_and_values(release, bad, dtype):
+    raw = np.array([0, 1, bad, bad], dtype=dtype).reshape(2, 2, 1)
     with pytest.raises(DataError, match=rf"Case X_1: label file X_1_seg\.nii\.gz holds values \[{bad}\]"):
         brats_label_scheme(release).convert(raw, "X_1", "X_1_seg.nii.gz")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float64])
+def test_label_dtype_and_memory_order_do_not_change_the_target(dtype):
+    raw = np.random.default_rng(0).choice([0, 1, 2, 4], size=(6, 5, 4)).astype(dtype)
+    scheme = brats_label_scheme("2021")
+    expected = scheme.convert(raw.astype(np.float32), "X_1", "seg")
+    np.testing.assert_array_equal(scheme.convert(np.asfortranarray(raw)[::-1], "X_1", "seg"), expected[:, ::-1])
 
 
 def test_scheme_names_differ_per_convention():

@@ -23,6 +23,7 @@ written last and marks a complete entry.
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -114,9 +115,11 @@ def _save_json(path: Path, content: dict) -> None:
 class VolumeCache:
     """Decodes each case once into ``.npy`` files and serves memory-mapped reads.
 
+    Every process maps a case's arrays once and keeps them mapped: DataLoader workers read items without opening
+    files (pickling the cache for a spawned worker leaves the mappings behind).
+
     Attributes:
         root: The folder of this set of options, ``<cache_dir>/<options key>``.
-        decodes: Number of cases decoded from NIfTI by this instance (for tests and logging).
         digests: File digests remembered across starts (``<cache_dir>/file_digests.json``), so that a warm start
             hashes only files that changed.
     """
@@ -124,8 +127,17 @@ class VolumeCache:
     def __init__(self, cache_dir: str | Path, options: PreprocessOptions) -> None:
         self.options = options
         self.root = Path(cache_dir) / options.key()
-        self.decodes = 0
+        self._decoded: list[str] = []  # appended by the threads of ensure_all
+        self._mapped: dict[tuple[str, str], np.ndarray] = {}  # arrays mapped by this process, by case and file
         self.digests = DigestMemo(Path(cache_dir) / "file_digests.json")
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_mapped": {}}
+
+    @property
+    def decodes(self) -> int:
+        """Number of cases decoded from NIfTI by this instance (for tests and logging)."""
+        return len(self._decoded)
 
     def ensure(self, case: Case) -> CaseMeta:
         """Metadata of a case, decoding and caching it first if needed.
@@ -147,9 +159,20 @@ class VolumeCache:
                 return meta
         return self._build(case, source)
 
-    def ensure_all(self, cases: Sequence[Case]) -> list[CaseMeta]:
-        """:meth:`ensure` every case, in order; then remembers the file digests for the next start."""
-        metas = [self.ensure(case) for case in cases]
+    def ensure_all(self, cases: Sequence[Case], workers: int = 1) -> list[CaseMeta]:
+        """:meth:`ensure` every case, up to ``workers`` at a time; then remembers the file digests for the next start.
+
+        Threads, not processes: gzip decompression and numpy release the GIL, and nothing has to be pickled or
+        imported again (spawned processes would import torch and MONAI first).
+
+        Returns:
+            The metadata of ``cases``, in order.
+
+        Raises:
+            DataError: The first unreadable case in order (see :meth:`ensure`); the others are cached meanwhile.
+        """
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="alseg-cache") as pool:
+            metas = list(pool.map(self.ensure, cases))
         if self.digests.hashed:
             self.digests.save()
         return metas
@@ -159,7 +182,9 @@ class VolumeCache:
 
     def _build(self, case: Case, source: str) -> CaseMeta:
         volume: CaseVolume = read_case(case, self.options.label_scheme, self.options.affine_tolerance)
-        self.decodes += 1
+        self._decoded.append(case.case_id)
+        for name in ("image.npy", "label.npy"):
+            self._mapped.pop((case.case_id, name), None)  # a rebuilt case is read from its new files
         image = volume.image  # decoded intensities; items are normalised on read
         case_dir = self._dir(case.case_id)
         case_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +221,7 @@ class VolumeCache:
 
     def image(self, case_id: str) -> np.ndarray:
         """Memory-mapped, read-only ``float32 [C, X, Y, Z]`` (Fortran order) decoded intensities of a cached case."""
-        return np.load(self._dir(case_id) / "image.npy", mmap_mode="r")
+        return self._map(case_id, "image.npy")
 
     def label(self, case_id: str) -> np.ndarray:
         """Memory-mapped, read-only target of a cached case.
@@ -207,7 +232,14 @@ class VolumeCache:
         Raises:
             FileNotFoundError: The case has no cached label.
         """
-        return np.load(self._dir(case_id) / "label.npy", mmap_mode="r")
+        return self._map(case_id, "label.npy")
+
+    def _map(self, case_id: str, name: str) -> np.ndarray:
+        """The read-only memory map of one array file of a case, opened once per process."""
+        key = (case_id, name)
+        if key not in self._mapped:
+            self._mapped[key] = np.load(self._dir(case_id) / name, mmap_mode="r")
+        return self._mapped[key]
 
     def foreground_sample(self, case_id: str) -> np.ndarray:
         """``float32 [C, N]`` foreground intensities of a labelled cached case, ``N`` = 0 without foreground.

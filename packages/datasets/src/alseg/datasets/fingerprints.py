@@ -45,13 +45,13 @@ class DigestMemo:
     Args:
         path: The JSON file that keeps the records between processes (written by :meth:`save`).
 
-    Attributes:
-        hashed: Files hashed by this instance (not found in the memo or changed since).
+    Several threads may ask for digests at once (:meth:`VolumeCache.ensure_all
+    <alseg.datasets.cache.VolumeCache.ensure_all>`): the memo changes only by single dict and set insertions.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.hashed = 0
+        self._fresh: set[str] = set()
         try:
             self._records: dict[str, list] = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -73,9 +73,14 @@ class DigestMemo:
         if known is not None and known[:-1] == record:
             return known[-1]
         digest = file_digest(path, case_id)
-        self.hashed += 1
         self._records[key] = [*record, digest]
+        self._fresh.add(key)
         return digest
+
+    @property
+    def hashed(self) -> int:
+        """Files hashed by this instance (not found in the memo or changed since)."""
+        return len(self._fresh)
 
     def save(self) -> None:
         """Writes the records (atomically; a concurrent writer's records may be lost, never mixed)."""

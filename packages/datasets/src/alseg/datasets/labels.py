@@ -72,14 +72,23 @@ class LabelScheme:
         Raises:
             DataError: The label map holds values outside :attr:`values`.
         """
-        valid = np.isin(label, self.values)
-        if not valid.all():
-            unexpected = ", ".join(f"{value:g}" for value in np.unique(label[~valid])[:10])
+        present = _present_values(label)
+        unexpected = present[~np.isin(present, self.values)]
+        if unexpected.size:
+            shown = ", ".join(f"{value:g}" for value in unexpected[:10])
             raise DataError(
-                f"Case {case_id}: label file {file_name} holds values [{unexpected}] outside the "
+                f"Case {case_id}: label file {file_name} holds values [{shown}] outside the "
                 f"declared labels {list(self.values)}."
             )
-        return self.transform(label.astype(np.intp)).astype(np.uint8)
+        integral = label if np.issubdtype(label.dtype, np.integer) else label.astype(np.intp)
+        return self.transform(integral).astype(np.uint8)
+
+
+def _present_values(label: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a label map: one counting pass for the usual small non-negative integers."""
+    if np.issubdtype(label.dtype, np.integer) and label.size and label.min() >= 0 and label.max() < 1 << 16:
+        return np.flatnonzero(np.bincount(label.ravel(order="K")))
+    return np.unique(label)
 
 
 # Transforms are partials of module-level functions (not lambdas) so that datasets pickle for spawned workers.

@@ -67,9 +67,9 @@ def nonzero_statistics(image: np.ndarray) -> tuple[tuple[float, float], ...]:
     """
     statistics = []
     for channel in image:
-        values = channel[channel != 0].astype(np.float64)
-        mean = float(values.mean()) if values.size else 0.0
-        std = float(values.std()) if values.size else 0.0
+        values = channel[channel != 0]
+        mean = float(values.mean(dtype=np.float64)) if values.size else 0.0
+        std = float(values.std(dtype=np.float64)) if values.size else 0.0
         statistics.append((mean, std or 1.0))
     return tuple(statistics)
 
@@ -84,11 +84,11 @@ def foreground_sample(image: np.ndarray, foreground: np.ndarray) -> np.ndarray:
     Returns:
         The sample, or ``float32 [C, 0]`` if there is no foreground.
     """
-    values = image[:, foreground]
-    if not values.shape[1]:
-        return values.astype(np.float32)
-    chosen = np.random.default_rng(_SAMPLE_SEED).integers(0, values.shape[1], SAMPLES_PER_CASE)
-    return values[:, chosen].astype(np.float32)
+    positions = np.flatnonzero(foreground)  # C order, as ``image[:, foreground]`` enumerates them
+    if not positions.size:
+        return np.empty((image.shape[0], 0), np.float32)
+    chosen = np.random.default_rng(_SAMPLE_SEED).integers(0, positions.size, SAMPLES_PER_CASE)
+    return image[(slice(None), *np.unravel_index(positions[chosen], foreground.shape))].astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class VolumeDataModule(ItemSetDataModule):
         folder = hashlib.sha256(str(source.data_dir.resolve()).encode()).hexdigest()[:8]
         options = PreprocessOptions(source.cases[0].modalities, source.label_scheme)
         cache = VolumeCache(self.cache_root / "volumes" / f"{source.data_dir.name}-{folder}", options)
-        metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases)}
+        metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases, workers=self.num_workers)}
         patients = {case.case_id: case.patient_id for case in source.cases}
         split = split_cases(sorted(metas), **self.split_options, patients=patients)
         schemes = channel_schemes(self.normalization, options.modalities)

@@ -87,6 +87,14 @@ def _check_consistent(case_id: str, arrays: dict[str, tuple[np.ndarray, np.ndarr
             )
 
 
+def _stacked(channels: list[np.ndarray]) -> np.ndarray:
+    """``float32 [C, X, Y, Z]`` in Fortran order (the cache's), filled from reoriented views in one copy each."""
+    image = np.empty((len(channels), *channels[0].shape), np.float32, order="F")
+    for index, channel in enumerate(channels):
+        image[index] = channel
+    return image
+
+
 def read_case(case: Case, label_scheme: LabelScheme | None, affine_tolerance: float = 1e-3) -> CaseVolume:
     """Decode, check and reorient every file of a case.
 
@@ -123,14 +131,11 @@ def read_case(case: Case, label_scheme: LabelScheme | None, affine_tolerance: fl
 
     affine = next(iter(images.values()))[1]
     orientation = nib.orientations.io_orientation(affine)
-    image = np.stack(
-        [nib.orientations.apply_orientation(data, orientation) for data, _ in images.values()],
-        dtype=np.float32,
-    )
+    image = _stacked([nib.orientations.apply_orientation(data, orientation) for data, _ in images.values()])
     label = None
     if with_label:
         raw = nib.orientations.apply_orientation(labels[case.label.name][0], orientation)
-        label = np.ascontiguousarray(label_scheme.convert(raw, case.case_id, case.label.name))
+        label = np.asfortranarray(label_scheme.convert(raw, case.case_id, case.label.name))
     # inv_ornt_aff takes the shape *before* reorientation (flips are about the original axes).
     original_shape = next(iter(images.values()))[0].shape
     new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, original_shape)
