@@ -131,13 +131,17 @@ class Normalizer:
         Returns:
             ``float32 [C, *spatial]``.
         """
-        channels = []
-        for channel, ct, (mean, std) in zip(image, self.ct, nonzero, strict=True):
+        out = np.empty(image.shape, np.float32)  # written in place, channel by channel: no float64 temporaries
+        for channel, target, ct, (mean, std) in zip(image, out, self.ct, nonzero, strict=True):
             if ct is None:
-                channels.append(np.where(channel != 0, (channel - mean) / std, 0.0))
+                np.subtract(channel, np.float32(mean), out=target)
+                target /= np.float32(std)
+                target[channel == 0] = 0.0
             else:
-                channels.append((np.clip(channel, ct.lower, ct.upper) - ct.mean) / ct.std)
-        return np.stack(channels).astype(np.float32)
+                np.clip(channel, ct.lower, ct.upper, out=target)
+                target -= np.float32(ct.mean)
+                target /= np.float32(ct.std)
+        return out
 
     def description(self) -> dict:
         """JSON-able description (schemes and statistics), part of the data fingerprint."""
