@@ -72,7 +72,8 @@ def test_statistics_match_hand_computed_values(bench):
     np.testing.assert_allclose(entropy.foreground_share, [3 / 4, 1 / 4])
     assert random.foreground_share is None  # the data module could not tell
     # query time over query rounds only: (1 + 2) / 2; wall time over all rounds: (3 + 4 + 5) / 3
-    assert entropy.seconds_per_round == pytest.approx({"query": 1.5, "train": 2.0, "validate": 0.5, "wall": 4.0})
+    expected = {"query": 1.5, "train": 2.0, "validate": 0.5, "test": math.nan, "wall": 4.0}  # no round tested
+    assert entropy.seconds_per_round == pytest.approx(expected, nan_ok=True)
     np.testing.assert_allclose(entropy.curve.mean, [0.2, 0.45, 0.65])
     np.testing.assert_allclose(entropy.curve.num_labeled, [4, 6, 8])
 
@@ -89,6 +90,37 @@ def test_a_better_strategy_is_found_better(tmp_path):
     assert "| better | better (p 8.45e-07) | 1.00 | 0.00 |" in (tmp_path / "report.md").read_text()
 
 
+def test_a_lower_is_better_metric_turns_every_comparison_round(tmp_path):
+    """On val/loss (1 - Dice here) the strategy with the lower loss wins, ranks first and is found better."""
+    for seed in range(6):
+        write_run(tmp_path, f"random/seed_{seed}", [0.2, 0.2, 0.2])
+        write_run(tmp_path, f"better/seed_{seed}", [0.2, 0.3 + seed / 100, 0.4])
+    for metric in ("val/mean_dice", "val/loss"):
+        (group,) = summarise(load_runs(tmp_path), metric, "random")
+        random, better = group.arms
+        comparison = better.aubc_vs_reference
+        assert (comparison.direction, comparison.wins, comparison.losses) == (1, 6, 0), metric
+        assert comparison.mean == pytest.approx(0.1125 if metric == "val/mean_dice" else -0.1125)
+        assert (group.penalty.wins[1, 0], group.penalty.wins[0, 1]) == (1.0, 0.0), metric
+        assert list(group.ranking.mean) == [2.0, 1.0], metric
+    report.write_report(tmp_path, "val/loss")
+    markdown = (tmp_path / "report.md").read_text()
+    assert "Metric: val/loss (lower is better)" in markdown and "| better | better (p 8.45e-07)" in markdown
+
+
+def test_rounds_that_tested_report_their_test_time(tmp_path):
+    write_run(tmp_path, "random/seed_0", [0.2, 0.3])
+    ledger = tmp_path / "random/seed_0/rounds.jsonl"
+    records = [json.loads(line) for line in ledger.read_text().splitlines()]
+    for index, record in enumerate(records):
+        record["timing_s"]["test"] = 1.0 + index
+    ledger.write_text("".join(json.dumps(record) + "\n" for record in records))
+    (group,) = summarise(load_runs(tmp_path), "val/mean_dice", "random")
+    assert group.arms[0].seconds_per_round["test"] == pytest.approx(1.5)
+    report.write_report(tmp_path)
+    assert "test s/round" in (tmp_path / "report.md").read_text()
+
+
 def test_report_files(bench, capsys):
     (bench / "status.json").write_text(json.dumps({"bald/seed_0": {"error": "ConfigError: broken", "seconds": 1}}))
     report.main([str(bench)])
@@ -99,6 +131,7 @@ def test_report_files(bench, capsys):
         in (markdown)
     )
     assert "Runs cut to these rounds: entropy/seed_1" in markdown
+    assert "validate s/round" in markdown and "test s/round" not in markdown  # no round tested its checkpoint
     assert "bald/seed_0: ConfigError: broken" in markdown
     assert "<td>0.5000 ± 0.3536</td>" in (bench / "report.html").read_text()  # foreground share of entropy
     for figure in ("learning_curves.png", "penalty_matrix.png"):

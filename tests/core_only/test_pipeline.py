@@ -1,9 +1,11 @@
 """The active-learning loop: rounds, stopping, id validation, determinism, resume."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Trainer
 
 from alseg.core import ActiveLearningPipeline, ConfigError, PluginError, QueryStrategy
@@ -240,6 +242,29 @@ def test_a_python_api_resume_with_other_arguments_is_refused(make_pipeline, tmp_
     with pytest.raises(ConfigError, match=f"different configuration.*{key}"):
         make_pipeline(**{"strategy": Pseudo(), "iterations": 2, **change}).run()
     assert (tmp_path / "run" / "rounds.jsonl").read_bytes() == before
+
+
+def _drop_options(run: Path, *dotted: str) -> None:
+    """Removes options from a run's config.yaml, as a run started before they existed has it."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    for key in dotted:
+        *parents, name = key.split(".")
+        section = config
+        for parent in parents:
+            section = section[parent]
+        del section[name]
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_a_run_of_an_earlier_version_resumes_unless_a_newer_option_leaves_its_default(make_pipeline, tmp_path):
+    make_pipeline(iterations=1).run()
+    newer = ("active_learning.test_each_round", "model.init_args.dropout")
+    _drop_options(tmp_path / "run", *newer)
+    before = (tmp_path / "run" / "rounds.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match="different configuration.*active_learning.test_each_round: None in the"):
+        make_pipeline(iterations=2, test_each_round=True).run()
+    assert (tmp_path / "run" / "rounds.jsonl").read_bytes() == before
+    assert make_pipeline(iterations=2).run()["rounds"] == 3  # the defaults: resumed
 
 
 def test_testing_every_round_records_the_test_split_of_each_best_checkpoint(make_pipeline, tmp_path):

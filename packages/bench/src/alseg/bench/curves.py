@@ -38,12 +38,13 @@ class PairedComparison:
         n: Number of paired seeds.
         mean: Mean difference.
         std: Sample standard deviation of the differences (NaN with one pair).
-        wins: Pairs with a positive difference.
+        wins: Pairs where the value is better (a positive difference, or a negative one for a lower-is-better
+            metric).
         ties: Pairs with a zero difference.
-        losses: Pairs with a negative difference.
+        losses: Pairs where the value is worse.
         p_value: Two-sided paired t-test p-value (:func:`~alseg.bench.statistics.paired_t_test`), or None with
             fewer than :data:`~alseg.bench.statistics.MIN_SEEDS_FOR_TEST` pairs.
-        direction: +1 if the values are significantly higher than the reference's, -1 if lower, 0 if neither or
+        direction: +1 if the values are significantly better than the reference's, -1 if worse, 0 if neither or
             untested (:func:`~alseg.bench.statistics.compare`).
     """
 
@@ -103,7 +104,9 @@ def mean_curve(num_labeled: ArrayLike, metric: ArrayLike) -> Curve:
     return Curve(np.asarray(num_labeled, dtype=float).mean(axis=0), mean, std)
 
 
-def paired_comparison(values: ArrayLike, reference: ArrayLike, alpha: float = ALPHA) -> PairedComparison:
+def paired_comparison(
+    values: ArrayLike, reference: ArrayLike, alpha: float = ALPHA, higher_is_better: bool = True
+) -> PairedComparison:
     """Compares per-seed values with a reference's values for the same seeds.
 
     The test is the two-sided paired t-test of :mod:`alseg.bench.statistics` (p 1 when every difference is zero, 0
@@ -114,15 +117,17 @@ def paired_comparison(values: ArrayLike, reference: ArrayLike, alpha: float = AL
         values: ``[S]`` one value per seed.
         reference: ``[S]`` the reference's values for the same seeds, in the same order.
         alpha: The significance level of ``direction``.
+        higher_is_better: Whether higher values are better (Dice) or lower ones (``loss``, ``hd95``).
     """
     a, b = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
     differences = a - b
     if differences.ndim != 1 or differences.size == 0:
         raise ValueError(f"paired_comparison needs two 1-D arrays of one length >= 1. Got {differences.shape}.")
-    wins, losses = int((differences > 0).sum()), int((differences < 0).sum())
+    better = differences if higher_is_better else -differences
+    wins, losses = int((better > 0).sum()), int((better < 0).sum())
     p_value, direction = None, 0
     if differences.size >= MIN_SEEDS_FOR_TEST:
-        p_value, direction = float(paired_t_test(a, b)), int(compare(a, b, alpha))
+        p_value, direction = float(paired_t_test(a, b)), int(compare(a, b, alpha, higher_is_better))
     mean, std = mean_std(differences)
     return PairedComparison(
         differences.size, float(mean), float(std), wins, differences.size - wins - losses, losses, p_value, direction

@@ -20,6 +20,7 @@ from alseg.bench.report_tables import (
 )
 from alseg.bench.statistics import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, MIN_SEEDS_FOR_TEST
 from alseg.bench.summary import GroupSummary
+from alseg.core.metrics import lower_is_better
 
 #: A piece of the report: ("h1" | "h2" | "h3" | "p" | "strong", text), ("img", src, alt), ("list", *items),
 #: ("table", header, rows).
@@ -33,10 +34,11 @@ DEFINITIONS = (
     "items in every table; it is not given over foreground voxels, because strategies spend different foreground "
     "budgets and an area normalised by each run's own span would average over different ranges.",
     "Values are mean ± sample std over seeds. Δ: strategy minus reference on the same seed (mean ± std over paired "
-    "seeds). W/T/L: seeds on which the strategy's AUBC is higher / equal / lower than the reference's.",
+    "seeds). W/T/L: seeds on which the strategy's AUBC is better / equal / worse than the reference's.",
     f"p: {_TEST} of the paired differences. When every seed differs by the same amount there is no variance: a "
     "nonzero constant difference counts as significant in its direction (p = 0, the t-test's limit), no difference "
-    "as not significant (p = 1). Higher metric values count as better.",
+    "as not significant (p = 1). Higher metric values count as better, lower ones for a loss or a distance (HD95): "
+    "the metric line above says which.",
     "Penalty matrix (Ash et al., ICLR 2020, as in nnActive, Lüth et al. 2025): at every budget point (each query "
     "round after round 0, which is the same initial training for every strategy of a seed) the row strategy wins "
     f"over the column strategy when {_TEST} on the seeds both ran finds it significantly better; a cell is the "
@@ -94,7 +96,11 @@ def document(
     blocks: list[Block] = [
         ("h1", f"Benchmark {bench_dir.name}"),
         *_split_blocks(reported, requested),
-        ("p", f"Metric: {reported}. Reference strategy: {reference}. Foreground-aware baseline: {foreground}."),
+        (
+            "p",
+            f"Metric: {reported} ({_direction(reported)}). Reference strategy: {reference}. "
+            f"Foreground-aware baseline: {foreground}.",
+        ),
         ("img", "learning_curves.png", "learning curves"),
         ("img", "penalty_matrix.png", "pairwise penalty matrices"),
         ("h2", "Definitions"),
@@ -105,6 +111,10 @@ def document(
     if failures:
         blocks += [("h2", "Failed cells"), ("list", *(f"{name}: {error}" for name, error in failures.items()))]
     return blocks
+
+
+def _direction(metric: str) -> str:
+    return "lower is better" if lower_is_better(metric) else "higher is better"
 
 
 def _group_blocks(group: GroupSummary, metric: str, baselines: tuple[str, str]) -> list[Block]:

@@ -30,9 +30,11 @@ def results_table(group: GroupSummary, metric: str) -> Table:
 
 def cost_table(group: GroupSummary) -> Table:
     """Returns the foreground share of the selections and the seconds per round of every strategy."""
-    phases = list(group.arms[0].seconds_per_round)
+    phases = [
+        p for p in group.arms[0].seconds_per_round if any(math.isfinite(a.seconds_per_round[p]) for a in group.arms)
+    ]
     rows = [
-        [arm.label, _pm(arm.foreground_share), *(f"{seconds:.2f}" for seconds in arm.seconds_per_round.values())]
+        [arm.label, _pm(arm.foreground_share), *(f"{arm.seconds_per_round[phase]:.2f}" for phase in phases)]
         for arm in group.arms
     ]
     return ["strategy", "foreground share", *(f"{phase} s/round" for phase in phases)], rows
@@ -84,7 +86,11 @@ def verdict_table(group: GroupSummary, baselines: list[str]) -> Table:
                 continue
             tested = group.penalty.tested[i, b]
             won, lost = group.penalty.wins[i, b], group.penalty.wins[b, i]
-            row += [_verdict(paired(arm, group.arms[b])), _fraction(won, tested), _fraction(lost, tested)]
+            row += [
+                _verdict(paired(arm, group.arms[b], "aubc", group.higher_is_better)),
+                _fraction(won, tested),
+                _fraction(lost, tested),
+            ]
         rows.append(row)
     return header, rows
 

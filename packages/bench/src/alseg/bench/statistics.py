@@ -105,30 +105,33 @@ def paired_t_test(values: ArrayLike, reference: ArrayLike) -> np.ndarray:
     return p_values.reshape(shape)
 
 
-def compare(values: ArrayLike, reference: ArrayLike, alpha: float = ALPHA) -> np.ndarray:
-    """Returns +1 where ``values`` are significantly higher than ``reference``, -1 where lower, else 0.
+def compare(values: ArrayLike, reference: ArrayLike, alpha: float = ALPHA, higher_is_better: bool = True) -> np.ndarray:
+    """Returns +1 where ``values`` are significantly better than ``reference``, -1 where worse, else 0.
 
-    Significant: :func:`paired_t_test` gives ``p < alpha``; the direction is the sign of the mean difference.
+    Significant: :func:`paired_t_test` gives ``p < alpha``; the direction is the sign of the mean difference, turned
+    round for a metric of which lower values are better (a loss, a distance).
 
     Args:
         values: ``[S, ...]`` per-seed values, ``S >= 2``.
         reference: ``[S, ...]`` the other strategy's values for the same seeds.
         alpha: The significance level.
+        higher_is_better: Whether higher values are better (Dice) or lower ones (``loss``, ``hd95``).
 
     Returns:
         ``[...]`` integers in {-1, 0, 1}.
     """
     a, b = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
-    signs = np.sign((a - b).mean(axis=0))
+    signs = np.sign((a - b).mean(axis=0)) * (1 if higher_is_better else -1)
     return np.where(paired_t_test(a, b) < alpha, signs, 0).astype(int)
 
 
-def penalty_matrix(values: ArrayLike, alpha: float = ALPHA) -> PenaltyMatrix:
+def penalty_matrix(values: ArrayLike, alpha: float = ALPHA, higher_is_better: bool = True) -> PenaltyMatrix:
     """Returns the pairwise penalty matrix of ``K`` strategies (Ash et al., 2020; Lüth et al., 2025).
 
     At every budget point (query rounds ``1 … R−1``; round 0 is the same initial training for every strategy of a
     seed, so it is left out), every ordered pair ``(i, j)`` is compared by a two-sided paired t-test over the seeds
-    both ran (:func:`compare`): ``i`` beats ``j`` there when ``p < alpha`` and the mean difference is positive. Each
+    both ran (:func:`compare`): ``i`` beats ``j`` there when ``p < alpha`` and the mean difference is in the better
+    direction (positive, or negative for a lower-is-better metric). Each
     win adds ``1 / (R − 1)``, so an entry is the fraction of budget points won, from 0 to 1, and a column sum says how
     often a strategy is beaten. Like BADGE's ``scripts/agg_results.py`` and nnActive's ``PairwisePenaltyMatrix``, but
     seeds are paired by seed (not by position), all of them are used, and every query round is a budget point (BADGE
@@ -144,6 +147,7 @@ def penalty_matrix(values: ArrayLike, alpha: float = ALPHA) -> PenaltyMatrix:
         values: ``[K, S, R]`` the metric of strategy ``k`` on seed ``s`` after round ``r``; NaN where the strategy
             did not run the seed.
         alpha: The significance level.
+        higher_is_better: Whether higher metric values are better.
 
     Returns:
         The matrix; pairs with fewer than :data:`MIN_SEEDS_FOR_TEST` common seeds are not tested (0, see
@@ -160,18 +164,23 @@ def penalty_matrix(values: ArrayLike, alpha: float = ALPHA) -> PenaltyMatrix:
         for j in range(i + 1, len(array)):
             seeds = ran[i] & ran[j]
             if budget and seeds.sum() >= MIN_SEEDS_FOR_TEST:
-                directions = compare(array[i][seeds, 1:], array[j][seeds, 1:], alpha)
+                directions = compare(array[i][seeds, 1:], array[j][seeds, 1:], alpha, higher_is_better)
                 wins[i, j], wins[j, i] = (directions > 0).mean(), (directions < 0).mean()
     return PenaltyMatrix(wins, common, budget)
 
 
 def bootstrap_ranking(
-    aubc: ArrayLike, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = 0.95
+    aubc: ArrayLike,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = 0.95,
+    higher_is_better: bool = True,
 ) -> Ranking:
     """Ranks strategies by mean AUBC in bootstrap resamples of the seeds.
 
     Each resample draws ``S`` seeds with replacement, the same for every strategy (paired), and ranks the strategies
-    by their mean AUBC over the drawn seeds (1 = highest; ties get the average of their ranks). nnActive ranks on
+    by their mean AUBC over the drawn seeds (1 = best: highest, or lowest for a lower-is-better metric; ties get the
+    average of their ranks). nnActive ranks on
     leave-one-seed-out subsets instead; the bootstrap also gives an interval.
 
     Args:
@@ -179,6 +188,7 @@ def bootstrap_ranking(
         resamples: Number of resamples.
         seed: Seed of the ``numpy.random.Generator`` that draws them: same seed, same ranking.
         confidence: Coverage of the percentile interval of each strategy's rank.
+        higher_is_better: Whether higher metric values (and AUBC) are better.
 
     Raises:
         ValueError: ``aubc`` is not ``[K, S]`` with ``K, S >= 1``, or ``resamples < 1``.
@@ -187,7 +197,8 @@ def bootstrap_ranking(
     if array.ndim != 2 or 0 in array.shape or resamples < 1:
         raise ValueError(f"bootstrap_ranking needs aubc [K, S] and resamples >= 1. Got {array.shape}, {resamples}.")
     draws = np.random.default_rng(seed).integers(0, array.shape[1], size=(resamples, array.shape[1]))
-    ranks = rankdata(-array[:, draws].mean(axis=2), method="average", axis=0)  # [K, resamples]
+    best_first = -1 if higher_is_better else 1
+    ranks = rankdata(best_first * array[:, draws].mean(axis=2), method="average", axis=0)  # [K, resamples]
     tail = 50 * (1 - confidence)
     low, high = np.percentile(ranks, [tail, 100 - tail], axis=1)
     return Ranking(ranks.mean(axis=1), low, high, resamples, confidence)

@@ -20,8 +20,10 @@ import numpy as np
 from alseg.bench.curves import Curve, PairedComparison, aubc, mean_curve, mean_std, paired_comparison
 from alseg.bench.ledgers import COST_UNITS, Run
 from alseg.bench.statistics import PenaltyMatrix, Ranking, bootstrap_ranking, penalty_matrix
+from alseg.core.metrics import lower_is_better
+from alseg.core.round_record import RoundRecord
 
-PHASES = ("query", "train", "validate")
+PHASES = ("query", "train", "validate", "test")
 #: Fewest seeds common to all strategies for a bootstrap ranking (with one, every resample is the same).
 MIN_SEEDS_FOR_RANKING = 2
 
@@ -44,8 +46,9 @@ class ArmSummary:
         aubc_vs_reference: Paired comparison of ``aubc`` with the reference, or None.
         foreground_share: Selected items with foreground / selected items per seed, ``[S]``, or None where the data
             module cannot tell (``selected_with_foreground`` null) or nothing was selected.
-        seconds_per_round: Mean seconds per round of ``query`` (query rounds only), ``train``, ``validate`` and
-            ``wall`` (the whole round), over rounds and seeds.
+        seconds_per_round: Mean seconds per round of ``query`` (query rounds only), ``train``, ``validate``,
+            ``test`` (rounds that tested their checkpoint; NaN if none did) and ``wall`` (the whole round), over rounds
+            and seeds.
         pseudo_label_dice: Mean Dice of each query round's pseudo labels against the ground truth of the same items,
             over its pseudo labels of all seeds, ``[R - 1]`` (NaN for a round without any), or None if no round
             recorded one.
@@ -87,6 +90,8 @@ class GroupSummary:
         ranking: The bootstrap ranking of the arms by AUBC over the seeds every arm ran, or None with fewer than
             :data:`MIN_SEEDS_FOR_RANKING` of them.
         ranking_seeds: The seeds every arm ran.
+        higher_is_better: Whether higher values of the metric are better (Dice), or lower ones (``loss``, ``hd95``:
+            :func:`alseg.core.metrics.lower_is_better`); every comparison, win and rank follows it.
     """
 
     override: str | None
@@ -98,6 +103,7 @@ class GroupSummary:
     penalty: PenaltyMatrix
     ranking: Ranking | None
     ranking_seeds: tuple[int, ...]
+    higher_is_better: bool = True
 
 
 def summarise(runs: list[Run], metric: str, reference: str) -> list[GroupSummary]:
@@ -105,14 +111,18 @@ def summarise(runs: list[Run], metric: str, reference: str) -> list[GroupSummary
     return [_group(override, list(group), metric, reference) for override, group in groupby(runs, lambda r: r.override)]
 
 
-def paired(arm: ArmSummary, other: ArmSummary, quantity: Literal["aubc", "final"] = "aubc") -> PairedComparison | None:
+def paired(
+    arm: ArmSummary, other: ArmSummary, quantity: Literal["aubc", "final"] = "aubc", higher_is_better: bool = True
+) -> PairedComparison | None:
     """Returns the paired comparison of a per-seed quantity of ``arm`` with ``other``'s, or None without common seed."""
     index = {seed: i for i, seed in enumerate(other.seeds)}
     pairs = [(i, index[seed]) for i, seed in enumerate(arm.seeds) if seed in index]
     if not pairs:
         return None
     mine, theirs = (np.array(side) for side in zip(*pairs, strict=True))
-    return paired_comparison(getattr(arm, quantity)[mine], getattr(other, quantity)[theirs])
+    return paired_comparison(
+        getattr(arm, quantity)[mine], getattr(other, quantity)[theirs], higher_is_better=higher_is_better
+    )
 
 
 def _group(override: str | None, runs: list[Run], metric: str, reference: str) -> GroupSummary:
@@ -121,10 +131,15 @@ def _group(override: str | None, runs: list[Run], metric: str, reference: str) -
     strategies = {name: list(arm) for name, arm in groupby(runs, key=lambda run: run.strategy)}
     order = sorted(strategies, key=lambda name: (name != reference, name))
     arms = [_arm(strategies[name], metric, rounds, units) for name in order]
+    better = not lower_is_better(metric)
     if order[0] == reference:
         ref = arms[0]
         arms[1:] = [
-            dataclasses.replace(arm, final_vs_reference=paired(arm, ref, "final"), aubc_vs_reference=paired(arm, ref))
+            dataclasses.replace(
+                arm,
+                final_vs_reference=paired(arm, ref, "final", better),
+                aubc_vs_reference=paired(arm, ref, "aubc", better),
+            )
             for arm in arms[1:]
         ]
     common = sorted(set.intersection(*(set(arm.seeds) for arm in arms)))
@@ -135,11 +150,14 @@ def _group(override: str | None, runs: list[Run], metric: str, reference: str) -
         arms=tuple(arms),
         truncated=tuple(run.name for run in runs if len(run.records) > rounds),
         cost_units=units,
-        penalty=penalty_matrix(_by_seed(arms)),
-        ranking=bootstrap_ranking([arm.aubc[[arm.seeds.index(s) for s in common]] for arm in arms])
+        penalty=penalty_matrix(_by_seed(arms), higher_is_better=better),
+        ranking=bootstrap_ranking(
+            [arm.aubc[[arm.seeds.index(s) for s in common]] for arm in arms], higher_is_better=better
+        )
         if len(common) >= MIN_SEEDS_FOR_RANKING
         else None,
         ranking_seeds=tuple(common),
+        higher_is_better=better,
     )
 
 
@@ -208,6 +226,13 @@ def _pseudo_label_dice(runs: list[Run], rounds: int) -> np.ndarray | None:
 
 def _seconds_per_round(runs: list[Run], rounds: int) -> dict[str, float]:
     records = [record for run in runs for record in run.records[:rounds]]
-    seconds = {phase: [r.timing_s[phase] for r in records if phase != "query" or r.round > 0] for phase in PHASES}
+    seconds = {phase: [r.timing_s[phase] for r in records if _timed(r, phase)] for phase in PHASES}
     seconds["wall"] = [record.wall_time_s for record in records]
     return {phase: float(mean_std(values)[0]) if values else float("nan") for phase, values in seconds.items()}
+
+
+def _timed(record: RoundRecord, phase: str) -> bool:
+    """Whether a round ran the phase: rounds after round 0 query; rounds of ``test_each_round`` runs test."""
+    if phase == "query":
+        return record.round > 0
+    return phase in record.timing_s and (phase != "test" or record.timing_s[phase] > 0)

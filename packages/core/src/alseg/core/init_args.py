@@ -59,6 +59,21 @@ def plain(value: Any) -> Any:
     return describe(value)
 
 
+def init_defaults(cls: type) -> dict[str, Any]:
+    """The defaults of the constructor parameters of ``cls`` and of its bases (which its ``**kwargs`` may fill), plain.
+
+    A class's own default wins over a base's.
+    """
+    defaults: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        defaults |= {p.name: plain(p.default) for p in parameters if p.default is not inspect.Parameter.empty}
+    return defaults
+
+
 def _flatten(signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:
     """Merges a ``**kwargs`` parameter's entries into the named arguments."""
     flat = {}

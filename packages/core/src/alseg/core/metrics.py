@@ -33,6 +33,12 @@ from alseg.core.errors import DataError
 from alseg.core.partial_labels import known_voxels, with_unknown_as
 
 METRICS = ("dice", "sensitivity", "specificity", "hd95", "hd95_mm")
+_LOWER_IS_BETTER = ("loss", "hd95", "hausdorff")
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether a lower value of the logged metric ``name`` (e.g. ``val/loss``, ``test/mean_hd95``) is better."""
+    return any(word in name for word in _LOWER_IS_BETTER)
 
 
 def probabilities_to_masks(probabilities: Tensor, multi_label: bool, threshold: float = 0.5) -> Tensor:

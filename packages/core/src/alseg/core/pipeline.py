@@ -15,7 +15,7 @@ from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.derived_labels import resolve_pseudo_labels
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.inference import placement
-from alseg.core.init_args import describe, plain
+from alseg.core.init_args import describe, init_defaults, plain
 from alseg.core.metrics import label_dice
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
@@ -176,7 +176,7 @@ class ActiveLearningPipeline:
         """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""
         self.data_module.setup()
         if writer:
-            self.run_dir.prepare(self.config, self.data_module.data_fingerprint())
+            self.run_dir.prepare(self.config, self.data_module.data_fingerprint(), self._option_defaults())
             records = self.run_dir.resume()
         else:
             records = self.run_dir.read_rounds()
@@ -198,6 +198,13 @@ class ActiveLearningPipeline:
                 self.run_dir.write_summary(summary)
                 tracker.finish(summary, records[-1])
         return summary
+
+    def _option_defaults(self) -> dict[str, Any]:
+        """Dotted config key → default of every option of the loop and the three objects (for resumes across versions)."""
+        defaults = {f"active_learning.{name}": value for name, value in init_defaults(type(self)).items()}
+        for section, obj in (("model", self.model), ("data", self.data_module), ("strategy", self.strategy)):
+            defaults |= {f"{section}.init_args.{name}": value for name, value in init_defaults(type(obj)).items()}
+        return defaults
 
     def _has_next_round(self, round_index: int) -> bool:
         if self.iterations is not None and round_index > self.iterations:

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
 from alseg.core.inference import Placement
+from alseg.core.metrics import lower_is_better
 from alseg.core.model import PytorchModel
 from alseg.core.run_directory import RunDirectory
 
@@ -33,7 +34,6 @@ OWNED_TRAINER_OPTIONS = frozenset(
     }
 )
 _QUIET_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
-_LOWER_IS_BETTER = ("loss", "hd95", "hausdorff")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class RoundTrainer:
             )
         self.run_dir = run_dir
         self.monitor = f"val/{criterion}"
-        self.mode = mode or ("min" if any(word in criterion for word in _LOWER_IS_BETTER) else "max")
+        self.mode = mode or ("min" if lower_is_better(criterion) else "max")
         self.early_stopping_patience = early_stopping_patience
         self.deterministic = deterministic
         self.trainer_options = {**_QUIET_DEFAULTS, **options}

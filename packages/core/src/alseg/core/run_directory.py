@@ -30,7 +30,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,17 @@ class RunDirectory:
             handle.flush()
             yield
 
-    def prepare(self, config: dict[str, Any] | None, data_fingerprint: str | None = None) -> None:
+    def prepare(
+        self,
+        config: dict[str, Any] | None,
+        data_fingerprint: str | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
         """Writes the run's identity, or checks that the run it continues has the same configuration and data.
 
-        A directory with no completed round takes the new identity (a failed first start does not bind it).
+        A directory with no completed round takes the new identity (a failed first start does not bind it). An option
+        the existing run's config lacks counts as its ``defaults`` value (see :func:`config_differences`), so that a
+        run started by an earlier version resumes unless the option is set to something else.
 
         Raises:
             ConfigError: The directory is not empty but holds no alseg run, or its completed rounds were made with a
@@ -119,15 +126,17 @@ class RunDirectory:
                 "Choose an empty or new directory."
             )
         if existing and self.read_rounds():
-            self._check_identity(config, data_fingerprint)
+            self._check_identity(config, data_fingerprint, defaults)
         if config is not None:
             atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
         atomic_write_text(self.identity_path, json.dumps({"data_fingerprint": data_fingerprint}, indent=2) + "\n")
 
-    def _check_identity(self, config: dict[str, Any] | None, data_fingerprint: str | None) -> None:
+    def _check_identity(
+        self, config: dict[str, Any] | None, data_fingerprint: str | None, defaults: Mapping[str, Any] | None
+    ) -> None:
         if config is not None:
             old = yaml.safe_load(self.config_path.read_text())
-            differences = config_differences(old, config)
+            differences = config_differences(old, config, defaults=defaults)
             if differences:
                 raise ConfigError(
                     f"output_dir {self.path} holds a run with a different configuration, so it cannot be resumed "
@@ -249,10 +258,29 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Lists the dotted keys whose values differ between two configs, ignoring :data:`RESUMABLE_KEYS`."""
+def config_differences(old: Any, new: Any, prefix: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """Lists the dotted keys whose values differ between two configs, ignoring :data:`RESUMABLE_KEYS`.
+
+    Args:
+        old: The existing run's config.
+        new: The config now.
+        prefix: The dotted key of ``old`` and ``new`` within the whole config.
+        defaults: Dotted key → default value of options; a key that ``old`` lacks (an option added by a later version)
+            and that ``new`` gives its default is no difference: the old run ran as the default does.
+    """
     if prefix in RESUMABLE_KEYS:
         return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        differences = []
+        for key in sorted(set(old) | set(new), key=str):
+            child = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old and defaults and child in defaults and new[key] == defaults[child]:
+                continue
+            differences += config_differences(old.get(key), new.get(key), child, defaults)
+        return differences
+    if old != new:
+        return [f"{prefix or '<root>'}: {old!r} in the existing run, {new!r} now"]
+    return []
     if isinstance(old, dict) and isinstance(new, dict):
         differences = []
         for key in sorted(set(old) | set(new), key=str):
