@@ -97,7 +97,7 @@ def test_a_lower_is_better_metric_turns_every_comparison_round(tmp_path):
         write_run(tmp_path, f"better/seed_{seed}", [0.2, 0.3 + seed / 100, 0.4])
     for metric in ("val/mean_dice", "val/loss"):
         (group,) = summarise(load_runs(tmp_path), metric, "random")
-        random, better = group.arms
+        _, better = group.arms
         comparison = better.aubc_vs_reference
         assert (comparison.direction, comparison.wins, comparison.losses) == (1, 6, 0), metric
         assert comparison.mean == pytest.approx(0.1125 if metric == "val/mean_dice" else -0.1125)

@@ -261,7 +261,7 @@ def test_a_run_of_an_earlier_version_resumes_unless_a_newer_option_leaves_its_de
     newer = ("active_learning.test_each_round", "model.init_args.dropout")
     _drop_options(tmp_path / "run", *newer)
     before = (tmp_path / "run" / "rounds.jsonl").read_bytes()
-    with pytest.raises(ConfigError, match="different configuration.*active_learning.test_each_round: None in the"):
+    with pytest.raises(ConfigError, match=r"different configuration.*active_learning.test_each_round: None in the"):
         make_pipeline(iterations=2, test_each_round=True).run()
     assert (tmp_path / "run" / "rounds.jsonl").read_bytes() == before
     assert make_pipeline(iterations=2).run()["rounds"] == 3  # the defaults: resumed

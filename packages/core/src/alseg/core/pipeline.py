@@ -200,7 +200,7 @@ class ActiveLearningPipeline:
         return summary
 
     def _option_defaults(self) -> dict[str, Any]:
-        """Dotted config key → default of every option of the loop and the three objects (for resumes across versions)."""
+        """Dotted config key → default of every option of the loop and of the three objects (for old runs)."""
         defaults = {f"active_learning.{name}": value for name, value in init_defaults(type(self)).items()}
         for section, obj in (("model", self.model), ("data", self.data_module), ("strategy", self.strategy)):
             defaults |= {f"{section}.init_args.{name}": value for name, value in init_defaults(type(obj)).items()}
