@@ -207,13 +207,15 @@ class _Progress:
         name = outcome.cell.name
         self.status[name] = {"error": outcome.error, "seconds": round(outcome.seconds, 3)}
         atomic_write_text(self.path, json.dumps(self.status, indent=2, sort_keys=True) + "\n")
-        self.bar.update()
         self._show()
         result = f"FAILED: {outcome.error}" if outcome.error else f"finished in {outcome.seconds:.1f} s"
         progress.say(f"[{self.done}/{self.total}] {name}: {result}")  # quiet: the failures are listed at the end
 
     def _show(self) -> None:
-        self.bar.set_postfix_str(f"{min(self.jobs, self.left)} {self.running}, {self.failed} failed")
+        """Draws the bar: cells ended (``n``), running and failed."""
+        self.bar.set_postfix_str(f"{min(self.jobs, self.left)} {self.running}, {self.failed} failed", refresh=False)
+        self.bar.update(self.done - self.bar.n)
+        self.bar.refresh()
 
 
 def _grid_spec(args: argparse.Namespace) -> dict[str, Any]:
