@@ -21,7 +21,7 @@ import yaml
 from alseg.core import cli, distributed, progress
 from alseg.core.inference import map_pool, stream_embeddings, stream_images, stream_probabilities
 from alseg.core.query_view import QueryView
-from alseg.core.testing import InMemoryDataModule, TinySegmentationModel
+from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 
 HERE = Path(__file__).parent
 DOUBLES = [
@@ -242,3 +242,20 @@ def test_a_bar_counts_what_it_is_given_and_is_a_no_op_when_off(capsys):
         on.update(3)
     out = capsys.readouterr().out
     assert re.search(r"cells: 100%\|█+\| 5/5 \[\d\d:\d\d, ETA 00:00\]", out) and "cell/s" not in out
+
+
+def test_a_quiet_run_drops_lightning_logs_and_warnings_a_loud_one_keeps_them(tmp_path, monkeypatch, caplog, recwarn):
+    def noisy(self, *args, **kwargs):
+        logging.getLogger("lightning.pytorch.noise").warning("a Lightning hint")
+        warnings.warn("a warning", UserWarning, stacklevel=1)
+        return original(self, *args, **kwargs)
+
+    original = SeededRandomStrategy.select_items_to_label
+    monkeypatch.setattr(SeededRandomStrategy, "select_items_to_label", noisy)
+    heard = {}
+    for name, extra in (("quiet", ["--quiet"]), ("loud", [])):
+        caplog.clear()
+        recwarn.clear()
+        cli.main([*DOUBLES, "--active_learning.epochs", "1", "--output_dir", str(tmp_path / name), *extra])
+        heard[name] = (caplog.messages.count("a Lightning hint"), [str(w.message) for w in recwarn].count("a warning"))
+    assert heard == {"quiet": (0, 0), "loud": (1, 1)}

@@ -107,9 +107,9 @@ def run(args: list[str]) -> dict[str, Any]:
     building the objects and the whole run.
     """
     parser, cfg = parse_args(args)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
     with progress.using(progress.decide(quiet=cfg.quiet)):
         pipeline = _build(parser, cfg)
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
             warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")

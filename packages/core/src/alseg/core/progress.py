@@ -91,10 +91,12 @@ def say(line: str) -> None:
 
     On a terminal the line goes above any open bar; it is flushed at once, so that logs show it when it happens.
     """
-    if mode() == "quiet":
-        return
-    tqdm.write(line, file=sys.stdout)
-    sys.stdout.flush()
+    current = mode()
+    if current == "tty":
+        tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()
+    elif current == "plain":
+        print(line, flush=True)
 
 
 def bar(total: int | None, description: str, unit: str = "item", initial: int = 0, rate: bool = True) -> tqdm:
