@@ -259,3 +259,25 @@ def test_a_quiet_run_drops_lightning_logs_and_warnings_a_loud_one_keeps_them(tmp
         cli.main([*DOUBLES, "--active_learning.epochs", "1", "--output_dir", str(tmp_path / name), *extra])
         heard[name] = (caplog.messages.count("a Lightning hint"), [str(w.message) for w in recwarn].count("a warning"))
     assert heard == {"quiet": (0, 0), "loud": (1, 1)}
+
+
+@pytest.mark.slow
+def test_under_ddp_on_a_terminal_only_rank_0_draws_and_quiet_ranks_print_nothing(tmp_path, run_in_terminal):
+    env = {**os.environ, "PYTHONPATH": str(HERE), "MASTER_ADDR": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--data.pool_batch_size", "3"]
+
+    def command(name, *extra):
+        return [sys.executable, "-m", "alseg.core.cli", *ARGS, *ddp, "--output_dir", str(tmp_path / name), *extra]
+
+    with ThreadPoolExecutor(2) as pool:
+        loud = pool.submit(run_in_terminal, command("loud"), env=env, start_new_session=True)
+        quiet = pool.submit(run_in_terminal, command("quiet", "--quiet"), env=env, start_new_session=True)
+        (status, output), quiet_result = loud.result(), quiet.result()
+    assert status == 0, output[-3000:]
+    assert quiet_result == (0, "")  # no rank prints, not even Lightning's process-group banners
+    lines = re.split(r"[\r\n]+", output)
+    assert len([line for line in lines if re.fullmatch(ROUND_LINE, line)]) == 2  # the writer's round lines only
+    assert not [line for line in lines if "Initializing distributed" in line]
+    # one bar per pass on rank 0 (which validates and scores its share); rank 1 draws none
+    assert len(re.findall(r"pool scoring \(rank 0's share of 2 ranks\):   0%", output)) == 1
+    assert len(re.findall(r"round 1 · sanity check DataLoader 0: 100%", output)) == 1

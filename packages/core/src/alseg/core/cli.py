@@ -107,7 +107,8 @@ def run(args: list[str]) -> dict[str, Any]:
     building the objects and the whole run.
     """
     parser, cfg = parse_args(args)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
+    for name in ("lightning.pytorch", "lightning.fabric"):  # hardware and process-group banners, tips
+        logging.getLogger(name).setLevel(logging.WARNING)
     with progress.using(progress.decide(quiet=cfg.quiet)):
         pipeline = _build(parser, cfg)
         with warnings.catch_warnings():
