@@ -1,7 +1,13 @@
-"""Shared pytest configuration: quiet Lightning's informational logging in tests; a tiny alseg-train run."""
+"""Shared pytest configuration: quiet Lightning's informational logging in tests; a tiny alseg-train run; running a
+command under a pseudo-terminal."""
 
+import fcntl
 import json
 import logging
+import os
+import struct
+import subprocess
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,5 +43,31 @@ def alseg_train() -> Callable[..., list[dict]]:
 
         cli.main(["--output_dir", str(output_dir), *data, *TINY_RUN, *extra])
         return [json.loads(line) for line in (output_dir / "rounds.jsonl").read_text().splitlines()]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_in_terminal() -> Callable[..., tuple[int, str]]:
+    """Runs a command with a pseudo-terminal (160 columns) as its stdin, stdout and stderr; returns its exit status
+    and everything it wrote there (carriage returns and escape sequences included)."""
+
+    def run(command: list[str], **popen: object) -> tuple[int, str]:
+        leader, follower = os.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        with subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower, **popen) as process:
+            os.close(follower)
+            output = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 1 << 16)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            os.close(leader)
+            status = process.wait(timeout=600)
+        return status, output.decode(errors="replace")
 
     return run

@@ -4,7 +4,7 @@ Usage::
 
     alseg-bench BENCH_DIR --config base.yaml [--grid grid.yaml] [--strategies random entropy …] [--seeds 3]
                 [--jobs N] [--executor local|slurm] [--slurm KEY=VALUE …] [--metric val/mean_dice]
-                [--reference random] [--foreground-baseline fg_random] [--no-report]
+                [--reference random] [--foreground-baseline fg_random] [--no-report] [--quiet]
 
 The grid format is described in :mod:`alseg.bench.grid`; ``--strategies`` and ``--seeds`` (a count) replace the grid
 file's keys. Every cell of the grid is one ``alseg-train`` run. The benchmark folder holds::
@@ -26,6 +26,8 @@ continues where it stopped. A failing cell is reported at the end (exit status 1
 A benchmark folder can be extended: a grid with more strategies or seeds (e.g. ``--seeds 6`` after ``--seeds 3``)
 runs only the new cells, in the new grid's order, and is recorded in ``bench.yaml``. Any other change (the base
 config, an override, a strategy's class path or ``init_args``, a dropped strategy or seed) is refused.
+On a terminal a bar shows the cells ended of all, how many run and failed, with an ETA; otherwise one line per ended
+cell. ``--quiet`` prints nothing but errors: bad input, and the failed cells (on standard error).
 Bad input (an unknown strategy, a base config or override that does not validate, a folder of another benchmark)
 stops everything before any cell starts, with one message and exit status 2.
 """
@@ -47,6 +49,7 @@ from alseg.bench import report
 from alseg.bench.executors import CellOutcome, run_local, run_submitit, slurm_executor
 from alseg.bench.grid import Cell, Grid, cell_base_config, expand, parse_grid, validate_cells
 from alseg.bench.ledgers import STATUS_FILE
+from alseg.core import progress
 from alseg.core.errors import AlsegError, ConfigError
 from alseg.core.run_directory import RunDirectory, atomic_write_text, config_differences
 
@@ -78,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="The report's foreground-aware baseline (default %(default)s).",
     )
     parser.add_argument("--no-report", action="store_true", help="Do not write the report at the end.")
+    parser.add_argument("--quiet", action="store_true", help="Print nothing but errors (and failed cells).")
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of errors.")
     return parser
 
@@ -104,27 +108,40 @@ def main(argv: Sequence[str] | None = None) -> None:
 def run(argv: Sequence[str]) -> int:
     """Validates the grid, runs its unfinished cells, writes the report; returns 1 if a cell failed, else 0."""
     args = build_parser().parse_args(argv)
+    with progress.using(progress.decide(quiet=args.quiet)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     cells, new, executor = _prepare(args)
     pending = [cell for cell in cells if not RunDirectory(cell.output_dir).is_complete()]
     where = f"a SLURM job array ({args.jobs} at once)" if executor else f"{args.jobs} local process(es)"
     added = f", {new} new since the last run" if new else ""
-    print(f"Benchmark {args.bench_dir}: {len(cells)} cells{added}, {len(cells) - len(pending)} finished already; "
-          f"running {len(pending)} on {where}.", flush=True)  # fmt: skip
-    progress = _Progress(args.bench_dir, len(cells), len(cells) - len(pending))
+    progress.say(f"Benchmark {args.bench_dir}: {len(cells)} cells{added}, {len(cells) - len(pending)} finished "
+                 f"already; running {len(pending)} on {where}.")  # fmt: skip
     outcomes = []
-    if pending:
-        outcomes = run_submitit(executor, pending, progress) if executor else run_local(pending, args.jobs, progress)
+    with _Progress(args.bench_dir, len(cells), len(pending), args.jobs, queued=executor is not None) as on_done:
+        if pending:
+            outcomes = run_submitit(executor, pending, on_done) if executor else run_local(pending, args.jobs, on_done)
     failed = [outcome for outcome in outcomes if outcome.error]
-    print(f"{len(cells) - len(failed)} of {len(cells)} cells finished; {len(failed)} failed.", flush=True)
+    progress.say(f"{len(cells) - len(failed)} of {len(cells)} cells finished; {len(failed)} failed.")
     for outcome in failed:
-        print(f"  {outcome.cell.name}: {outcome.error} (log: {outcome.cell.log_path})")
+        _error(f"  {outcome.cell.name}: {outcome.error} (log: {outcome.cell.log_path})")
     if not args.no_report:
         try:
             paths = report.write_report(args.bench_dir, args.metric, args.reference, args.foreground_baseline)
         except AlsegError as error:
             raise AlsegError(f"The cells ran, but the report failed: {error}") from error
-        print("Report: " + ", ".join(str(path) for path in paths))
+        progress.say("Report: " + ", ".join(str(path) for path in paths))
     return 1 if failed else 0
+
+
+def _error(line: str) -> None:
+    """A line about a failed cell: in the record on standard output, or on standard error when quiet."""
+    if progress.mode() == "quiet":
+        print(f"alseg-bench: {line.strip()}", file=sys.stderr, flush=True)
+    else:
+        progress.say(line)
 
 
 def _prepare(args: argparse.Namespace) -> tuple[list[Cell], int, submitit.Executor | None]:
@@ -154,19 +171,51 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Cell], int, submitit.Execut
 
 
 class _Progress:
-    """Prints one line per ended cell and keeps ``status.json`` up to date."""
+    """Shows the benchmark's progress as cells end, and keeps ``status.json`` up to date.
 
-    def __init__(self, bench_dir: Path, total: int, done: int) -> None:
-        self.path, self.total, self.done = bench_dir / STATUS_FILE, total, done
+    One line per ended cell (:func:`alseg.core.progress.say`); on a terminal also a bar of the cells ended of all,
+    with an ETA from the cells that ended in this run, and how many run and failed. The running cells are those
+    started and not ended: the executors keep ``jobs`` cells going while cells are left (under SLURM they may wait
+    in the queue, so the bar says "queued or running").
+
+    Args:
+        bench_dir: The benchmark folder.
+        total: Cells of the grid.
+        pending: Cells to run now (the others finished in an earlier run).
+        jobs: Cells running at once.
+        queued: The cells are submitted to a scheduler, which may queue them.
+    """
+
+    def __init__(self, bench_dir: Path, total: int, pending: int, jobs: int, queued: bool = False) -> None:
+        self.path, self.total, self.done = bench_dir / STATUS_FILE, total, total - pending
         self.status = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.jobs, self.left, self.failed = jobs, pending, 0
+        self.running = "queued or running" if queued else "running"
+        self.bar = progress.bar(total, "cells", unit="cell", initial=self.done, rate=False)
+        self._show()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
 
     def __call__(self, outcome: CellOutcome) -> None:
         self.done += 1
+        self.left -= 1
+        self.failed += outcome.error is not None
         name = outcome.cell.name
         self.status[name] = {"error": outcome.error, "seconds": round(outcome.seconds, 3)}
         atomic_write_text(self.path, json.dumps(self.status, indent=2, sort_keys=True) + "\n")
+        self._show()
         result = f"FAILED: {outcome.error}" if outcome.error else f"finished in {outcome.seconds:.1f} s"
-        print(f"[{self.done}/{self.total}] {name}: {result}", flush=True)
+        progress.say(f"[{self.done}/{self.total}] {name}: {result}")  # quiet: the failures are listed at the end
+
+    def _show(self) -> None:
+        """Draws the bar: cells ended (``n``), running and failed."""
+        self.bar.set_postfix_str(f"{min(self.jobs, self.left)} {self.running}, {self.failed} failed", refresh=False)
+        self.bar.update(self.done - self.bar.n)
+        self.bar.refresh()
 
 
 def _grid_spec(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import submitit
 from submitit.helpers import as_completed as jobs_as_completed
 
 from alseg.bench.grid import Cell
-from alseg.core import cli
+from alseg.core import cli, progress
 from alseg.core.errors import ConfigError
 
 #: SLURM time limit per cell (minutes) unless ``timeout_min`` is given; submitit's own default is 5 minutes.
@@ -110,7 +110,7 @@ def slurm_executor(folder: Path, parameters: dict[str, Any], jobs: int, cluster:
 def run_submitit(executor: submitit.Executor, cells: Sequence[Cell], on_done: OnDone) -> list[CellOutcome]:
     """Submits ``cells`` as one job array and waits for them, reporting each as it ends."""
     jobs = executor.map_array(run_cell, list(cells))
-    print(f"Submitted {len(jobs)} cells (job ids {jobs[0].job_id} …); logs in {executor.folder}.", flush=True)
+    progress.say(f"Submitted {len(jobs)} cells (job ids {jobs[0].job_id} …); logs in {executor.folder}.")
     cell_of = {job.job_id: cell for job, cell in zip(jobs, cells, strict=True)}
     outcomes = []
     for job in jobs_as_completed(jobs, poll_frequency=15):

@@ -4,6 +4,10 @@ Configuration sections: ``seed``, ``output_dir``, ``model``, ``data``, ``strateg
 ``init_args``, or a registered short name), ``active_learning`` (the options of
 :class:`~alseg.core.pipeline.ActiveLearningPipeline`) and ``trainer`` (Lightning ``Trainer`` options). With no
 arguments it runs the built-in default experiment.
+
+Output: on a terminal, live bars (training with the round, epoch and batch; pool scoring in items per second; each
+with an ETA) and one line per round; otherwise the round lines only; with ``--quiet`` nothing but errors (see
+:mod:`alseg.core.progress`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
+from alseg.core import progress
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import AlsegError, ConfigError
 from alseg.core.model import PytorchModel
@@ -65,6 +70,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--config", action=ActionConfigFile, help="A YAML configuration file.")
     parser.add_argument("--debug", action="store_true", help="Show tracebacks of errors.")
+    parser.add_argument("--quiet", action="store_true", help="Print nothing but errors (no bars, lines or warnings).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice of the run.")
     parser.add_argument("--output_dir", type=str, default="runs/default", help="The run directory.")
     for section, base in _BASES.items():
@@ -95,15 +101,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run(args: list[str]) -> dict[str, Any]:
-    """Parses ``args``, runs the experiment and returns its summary."""
-    pipeline = build_pipeline(args)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # hardware banners and tips
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
-        warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
-        summary = pipeline.run()
-    if pipeline.is_writer:
-        print(f"Run directory: {pipeline.run_dir.path}\nSummary: {pipeline.run_dir.summary_path}")
+    """Parses ``args``, runs the experiment and returns its summary.
+
+    The progress mode is decided once, from ``--quiet`` and whether standard output is a terminal, and holds for
+    building the objects and the whole run.
+    """
+    parser, cfg = parse_args(args)
+    for name in ("lightning.pytorch", "lightning.fabric"):  # hardware and process-group banners, tips
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with progress.using(progress.decide(quiet=cfg.quiet)):
+        pipeline = _build(parser, cfg)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=PossibleUserWarning)  # few batches/workers on tiny data
+            warnings.filterwarnings("ignore", module="lightning.pytorch.utilities._pytree")
+            summary = pipeline.run()
+        if pipeline.is_writer:
+            progress.say(f"Run directory: {pipeline.run_dir.path}\nSummary: {pipeline.run_dir.summary_path}")
     return summary
 
 
@@ -113,7 +126,11 @@ def build_pipeline(args: list[str]) -> ActiveLearningPipeline:
     The global RNGs are seeded with the run's seed before the model, data module and strategy are built, so that
     weights a plugin creates in its ``__init__`` are the same in every run of the configuration.
     """
-    parser, cfg = parse_args(args)
+    return _build(*parse_args(args))
+
+
+def _build(parser: ArgumentParser, cfg: Namespace) -> ActiveLearningPipeline:
+    """Builds the pipeline of parsed arguments (see :func:`build_pipeline`)."""
     data_args = cfg.data.get("init_args")
     if data_args is not None and "seed" in data_args and data_args.seed is None:
         data_args.seed = cfg.seed  # a data module's unset seed follows the run's seed
@@ -240,7 +257,7 @@ def _default_experiment() -> dict[str, str]:
 def _resolved_config(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
     """Returns the resolved configuration as plain data, without the command-line-only keys."""
     config = yaml.safe_load(parser.dump(cfg, skip_unset=False))
-    for key in ("config", "debug", "__path__"):
+    for key in ("config", "debug", "quiet", "__path__"):
         config.pop(key, None)
     return config
 

@@ -6,7 +6,9 @@ device says nothing). Outside a pipeline (a strategy called directly) the model 
 
 Strategies consume batches as they stream and reduce them at once (to per-item scores or embeddings), so the pool's
 probability maps are never held in memory together; :func:`stream_images` streams the images alone, for features that
-need no model. Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
+need no model. On a terminal every stream shows a bar of the items done, in items per second with an ETA
+(:func:`alseg.core.progress.bar`; rank 0 only, counted from the batches' ids, so without a host synchronisation).
+Under ``torch.distributed`` (e.g. after a Lightning DDP fit)
 each rank runs over a disjoint, strided shard of the pool (every item exactly once, no padding duplicates), and
 :func:`map_pool` reduces each batch to per-item values and gathers them, so that every rank sees the whole pool.
 """
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
-from alseg.core import distributed
+from alseg.core import distributed, progress
 from alseg.core.errors import PluginError
 from alseg.core.mc_dropout import mc_dropout
 from alseg.core.model import PytorchModel
@@ -84,7 +86,8 @@ def stream_probabilities(
     if mc_samples is not None and mc_samples < 1:
         raise PluginError(f"mc_samples must be >= 1. Got {mc_samples}.")
     where = current_placement(model)
-    for index, batch in _batches(model, data_module.unlabeled_dataloader(), where):
+    description = "pool scoring" if mc_samples is None else f"pool scoring ({mc_samples} MC samples)"
+    for index, batch in _batches(model, data_module.unlabeled_dataloader(), where, description):
         with _evaluating(model, where):
             if mc_samples is None:
                 probabilities = model.predict_step(batch, index).float()
@@ -110,7 +113,7 @@ def stream_embeddings(
             "implement embedding_step(batch, batch_idx) -> Tensor[B, D]."
         )
     where = current_placement(model)
-    for index, batch in _batches(model, loader or data_module.unlabeled_dataloader(), where):
+    for index, batch in _batches(model, loader or data_module.unlabeled_dataloader(), where, "embeddings"):
         with _evaluating(model, where):
             embeddings = model.embedding_step(batch, index).float()
         yield batch, embeddings
@@ -136,20 +139,39 @@ def stream_images(
     """
     where = _PLACEMENT.get()
     target = device or (where.device if where else torch.device("cpu"))
-    for batch in _shard(loader):
+    for batch in _counted(_shard(loader), "images"):
         yield batch, batch["image"].to(target, torch.float32)
 
 
-def _batches(model: PytorchModel, loader: DataLoader, where: Placement) -> Iterator[tuple[int, dict[str, Any]]]:
+def _batches(
+    model: PytorchModel, loader: DataLoader, where: Placement, description: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields this rank's batches with their index in the whole pool, on the placement's device."""
     model.to(where.device)
     loader = _shard(loader)
     sampler = loader.batch_sampler
     indices = sampler.global_indices if isinstance(sampler, _IndexedBatches) else None
-    for position, batch in enumerate(loader):
+    for position, batch in enumerate(_counted(loader, description)):
         index = position if indices is None else indices[position]
         moved = {k: v.to(where.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         yield index, where.convert_input(moved)
+
+
+def _counted(loader: DataLoader, description: str) -> Iterator[dict[str, Any]]:
+    """Yields ``loader``'s batches, counting each batch's items on a progress bar once its consumer is done with it."""
+    batches = loader.batch_sampler
+    if isinstance(batches, _IndexedBatches):
+        total: int | None = sum(map(len, batches))
+        description += f" (rank 0's share of {distributed.world_size()} ranks)"
+    else:
+        try:
+            total = len(batches.sampler if isinstance(batches, BatchSampler) else loader.dataset)
+        except TypeError:  # an iterable dataset: no ETA
+            total = None
+    with progress.bar(total, description) as items:
+        for batch in loader:
+            yield batch
+            items.update(len(batch["id"]))
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning.pytorch import seed_everything
 
-from alseg.core import distributed
+from alseg.core import distributed, progress
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.derived_labels import resolve_pseudo_labels
 from alseg.core.errors import ConfigError, PluginError
@@ -191,7 +191,7 @@ class ActiveLearningPipeline:
                 if writer:
                     self.run_dir.append_round(records[-1])
                     tracker.log_round(records[-1])
-                    print(_round_line(records[-1]), flush=True)
+                    progress.say(_round_line(records[-1]))
                 round_index += 1
             summary = self._summarise(records)
             if writer:

@@ -14,6 +14,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 
+from alseg.core import progress
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError
 from alseg.core.inference import Placement
@@ -33,7 +34,7 @@ OWNED_TRAINER_OPTIONS = frozenset(
         "enable_checkpointing",
     }
 )
-_QUIET_DEFAULTS = {"enable_progress_bar": False, "enable_model_summary": False}
+_QUIET_DEFAULTS = {"enable_model_summary": False}
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,9 @@ class RoundTrainer:
         mode: ``min`` or ``max``; None infers ``min`` for losses and distances.
         early_stopping_patience: Patience of early stopping on the criterion, or None for no early stopping.
         deterministic: Passed to the Trainer.
-        trainer_options: Further Trainer arguments.
+        trainer_options: Further Trainer arguments. Without ``enable_progress_bar`` the bar follows
+            :func:`alseg.core.progress.mode`: on a terminal Lightning's bar with the round
+            (:class:`~alseg.core.progress.RoundProgressBar`), else none; ``quiet`` turns it off even when asked for.
         logger: Write Lightning CSV logs of every round's epochs (``logs/csv/round_003/``); experiment trackers
             are not the Trainer's (see :mod:`alseg.core.tracking`).
     """
@@ -92,6 +95,7 @@ class RoundTrainer:
         self.mode = mode or ("min" if lower_is_better(criterion) else "max")
         self.early_stopping_patience = early_stopping_patience
         self.deterministic = deterministic
+        self.progress_bar: bool | None = options.pop("enable_progress_bar", None)
         self.trainer_options = {**_QUIET_DEFAULTS, **options}
         self.logger = logger
         self._placement: Placement | None = None
@@ -137,7 +141,9 @@ class RoundTrainer:
             callbacks.insert(0, _CriterionCheck(self.monitor))
             if self.early_stopping_patience is not None:
                 callbacks.append(EarlyStopping(self.monitor, mode=self.mode, patience=self.early_stopping_patience))
-        trainer = self._trainer(self.run_dir.round_name(round_index), max_epochs=epochs, callbacks=callbacks)
+        trainer = self._trainer(
+            self.run_dir.round_name(round_index), max_epochs=epochs, callbacks=callbacks, stage=f"round {round_index}"
+        )
         start = time.perf_counter()
         trainer.fit(model, datamodule=data_module)
         train_s = time.perf_counter() - start
@@ -160,7 +166,7 @@ class RoundTrainer:
         """Tests the model on the data module's test set; returns {} when there is none."""
         if not data_module.has_test_set():
             return {}
-        trainer = self._trainer("test", max_epochs=1, callbacks=[])
+        trainer = self._trainer("test", max_epochs=1, callbacks=[], stage="final model")
         metrics = _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
         model.trainer = None
         return metrics
@@ -177,7 +183,13 @@ class RoundTrainer:
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         model.load_state_dict(state)
 
-    def _trainer(self, version: str | None, max_epochs: int, callbacks: list[Callback]) -> Trainer:
+    def _trainer(
+        self, version: str | None, max_epochs: int, callbacks: list[Callback], stage: str | None = None
+    ) -> Trainer:
+        """Returns a fresh Trainer; with a ``stage`` (e.g. ``round 2``) and bars on, its bar shows the stage."""
+        bars = self._shows_bars() and stage is not None
+        if bars:
+            callbacks = [*callbacks, progress.RoundProgressBar(stage)]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
             return Trainer(
@@ -187,8 +199,16 @@ class RoundTrainer:
                 default_root_dir=self.run_dir.path,
                 deterministic=self.deterministic,
                 enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+                enable_progress_bar=bars,
                 **self.trainer_options,
             )
+
+    def _shows_bars(self) -> bool:
+        """Bars as asked in the Trainer options, else as the progress mode says; never in quiet mode."""
+        current = progress.mode()
+        if current == "quiet":
+            return False
+        return current == "tty" if self.progress_bar is None else self.progress_bar
 
     def _loggers(self, version: str) -> list[Logger] | bool:
         if not self.logger:
