@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from alseg.core import progress
 from alseg.core.errors import DataError
 from alseg.datasets import fingerprints
 from alseg.datasets.brats_layout import CANONICAL_MODALITIES, discover_brats
@@ -119,6 +120,15 @@ def test_cases_decoded_by_several_threads_equal_one_by_one(tmp_path):
     for case in cases:
         np.testing.assert_array_equal(two.image(case.case_id), one.image(case.case_id))
         np.testing.assert_array_equal(two.label(case.case_id), one.label(case.case_id))
+
+
+def test_a_cache_build_counts_its_cases_on_a_terminal_only(brats_dir, tmp_path, capsys):
+    cases = discover_brats(brats_dir)
+    for mode in ("tty", "plain"):
+        with progress.using(mode):
+            VolumeCache(tmp_path / mode, OPTIONS).ensure_all(cases, workers=2)
+        out = capsys.readouterr().out
+        assert ("cases decoded or checked: 100%" in out and "3/3" in out) if mode == "tty" else out == ""
 
 
 def test_a_bad_case_among_threads_is_named_and_the_others_are_cached(tmp_path):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alseg.core import progress
 from alseg.datasets.atomic_files import atomic_write
 from alseg.datasets.cases import Case
 from alseg.datasets.fingerprints import DigestMemo, case_fingerprint, json_digest
@@ -162,6 +163,8 @@ class VolumeCache:
     def ensure_all(self, cases: Sequence[Case], workers: int = 1) -> list[CaseMeta]:
         """:meth:`ensure` every case, up to ``workers`` at a time; then remembers the file digests for the next start.
 
+        On a terminal a bar shows the cases done with an ETA (:func:`alseg.core.progress.bar`).
+
         Threads, not processes: gzip decompression and numpy release the GIL, and nothing has to be pickled or
         imported again (spawned processes would import torch and MONAI first).
 
@@ -171,8 +174,14 @@ class VolumeCache:
         Raises:
             DataError: The first unreadable case in order (see :meth:`ensure`); the others are cached meanwhile.
         """
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="alseg-cache") as pool:
-            metas = list(pool.map(self.ensure, cases))
+        with (
+            ThreadPoolExecutor(max(1, workers), thread_name_prefix="alseg-cache") as pool,
+            progress.bar(len(cases), "cases decoded or checked", unit="case") as bar,
+        ):
+            metas = []
+            for meta in pool.map(self.ensure, cases):
+                metas.append(meta)
+                bar.update()
         if self.digests.hashed:
             self.digests.save()
         return metas
