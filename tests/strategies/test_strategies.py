@@ -123,6 +123,32 @@ def test_streaming_gives_the_same_scores_as_all_at_once(batch_size):
     assert torch.allclose(streamed.scores, at_once.double(), atol=1e-6)
 
 
+def test_pool_scores_reach_the_host_once_not_once_per_batch(monkeypatch):
+    model, data = bound(pool_batch_size=3)  # 7 batches
+    expected = score_pool(model, QueryView(data), EntropyStrategy().item_scores)
+    conversions = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: conversions.append(t.shape) or tolist(t))
+    got = score_pool(model, QueryView(data), EntropyStrategy().item_scores)
+    monkeypatch.undo()
+    assert conversions == [(len(data.unlabeled_ids()),)]  # one transfer of the whole pool's scores
+    assert got.ids == expected.ids and torch.equal(got.scores, expected.scores)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pool_scoring_on_cuda_synchronises_once_not_per_batch():
+    model, data = bound(pool_batch_size=2)  # 10 batches
+    with placement(Placement(torch.device("cuda"))), pytest.warns(UserWarning) as caught:
+        torch.cuda.set_sync_debug_mode("warn")  # every synchronising call warns
+        try:
+            score_pool(model, QueryView(data), EntropyStrategy().item_scores)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    synchronising = [w for w in caught if "synchroniz" in str(w.message)]
+    assert 1 <= len(synchronising) <= 2
+
+
 def test_entropy_ranks_by_score_and_honours_prefer_unique_cases():
     model, data = bound()
     ranked, _ = EntropyStrategy().select_items_to_label(model, QueryView(data), 5, seed=0)

@@ -153,7 +153,9 @@ def _batches(
     indices = sampler.global_indices if isinstance(sampler, _IndexedBatches) else None
     for position, batch in enumerate(_counted(loader, description)):
         index = position if indices is None else indices[position]
-        moved = {k: v.to(where.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        moved = {
+            k: v.to(where.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()
+        }
         yield index, where.convert_input(moved)
 
 
@@ -255,6 +257,11 @@ def map_pool(
                 f"map_pool: the function returned {len(values)} values for a batch of {len(batch['id'])}."
             )
         local.update(zip(batch["id"], values, strict=True))
+    return gather_pool(local)
+
+
+def gather_pool(local: dict[str, Any]) -> dict[str, Any]:
+    """Returns, on every rank, the per-item values of the whole pool from each rank's share ``local`` (picklable)."""
     merged: dict[str, Any] = {}
     for part in distributed.all_gather_objects(local):
         merged.update(part)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from alseg.core.errors import PluginError
-from alseg.core.inference import map_pool, stream_probabilities
+from alseg.core.inference import gather_pool, stream_probabilities
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 
@@ -37,6 +37,9 @@ def score_pool(
 ) -> PoolScores:
     """Streams the pool through the model and reduces every batch to per-item scores at once.
 
+    The scores stay on the model's device until the pool is done and then come to the host in one copy: the stream
+    never waits for the device (no host synchronisation per batch).
+
     Args:
         models: The model (or a list whose first model is used); it runs where
             :func:`~alseg.core.inference.current_placement` says (the Trainer's device in a pipeline).
@@ -51,12 +54,20 @@ def score_pool(
     """
     model = models[0] if isinstance(models, list) else models
     multi_label = data_module.multi_label()
-    merged = map_pool(
-        stream_probabilities(model, data_module, mc_samples, seed),
-        lambda batch, probabilities: list(
-            zip(item_scores(probabilities, multi_label).detach().cpu().tolist(), _case_ids(batch), strict=True)
-        ),
-    )
+    local_ids: list[str] = []
+    case_ids: list[str] = []
+    chunks: list[Tensor] = []  # on the model's device until the stream ends: no host synchronisation per batch
+    for batch, probabilities in stream_probabilities(model, data_module, mc_samples, seed):
+        chunks.append(item_scores(probabilities, multi_label).detach())
+        if chunks[-1].shape != (len(batch["id"]),):
+            raise PluginError(
+                f"The item scores of a batch of {len(batch['id'])} have shape {tuple(chunks[-1].shape)}; expected "
+                f"({len(batch['id'])},)."
+            )
+        local_ids += [str(i) for i in batch["id"]]
+        case_ids += _case_ids(batch)
+    scores = torch.cat(chunks).to("cpu", torch.float64).tolist() if chunks else []
+    merged = gather_pool(dict(zip(local_ids, zip(scores, case_ids, strict=True), strict=True)))
     ids = sorted(merged)
     if not ids and data_module.unlabeled_set_size() > 0:
         raise PluginError(
