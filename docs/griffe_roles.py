@@ -31,14 +31,30 @@ class SphinxRolesToAutorefs(griffe.Extension):
             return
         obj.docstring.value = ROLE.sub(lambda match: _link(obj, match), obj.docstring.value)
 
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        """Drops undocumented ``self.x = x`` attributes: the constructor's argument ``x`` documents them."""
+        _drop_undocumented_instance_attributes(pkg)
+
+
+def _drop_undocumented_instance_attributes(obj: griffe.Object) -> None:
+    for name, member in list(obj.members.items()):
+        if member.is_alias:
+            continue
+        echo = member.is_attribute and member.docstring is None and str(member.value) == name
+        if echo and "instance-attribute" in member.labels:
+            del obj.members[name]
+        elif member.is_class or member.is_module:
+            _drop_undocumented_instance_attributes(member)
+
 
 def _link(obj: griffe.Object, match: re.Match[str]) -> str:
     short, name = match.group(1) == "~", match.group(2).strip()
     text = name.rsplit(".", 1)[-1] if short else name
     head, _, rest = name.partition(".")
+    package = obj.package.name  # alseg: the documented namespace package
     if head in EXTERNAL:
         return f"`{text}`"
-    if head == "alseg":
+    if head == package:
         return f"[`{text}`][{name}]"
     path = _resolve(obj, head)
     if path is None:
@@ -47,7 +63,7 @@ def _link(obj: griffe.Object, match: re.Match[str]) -> str:
         )
         return f"`{text}`"
     path = f"{path}.{rest}" if rest else path
-    if not path.startswith("alseg.") or any(part.startswith("_") for part in path.split(".")):
+    if path.split(".")[0] != package or any(part.startswith("_") for part in path.split(".")):
         return f"`{text}`"  # another library's object, or a private one: not on the site
     return f"[`{text}`][{path}]"
 

@@ -1,1 +1,0 @@
-"""MkDocs hooks of the alseg site."""
