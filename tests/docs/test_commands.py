@@ -19,8 +19,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from alseg.bench import cli as bench_cli
+from alseg.bench import grid
 from alseg.bench import report as bench_report
 from alseg.core import cli as train_cli
 from alseg.datasets import make_data, predict
@@ -165,6 +167,8 @@ def test_marked_blocks_run(page, tmp_path, monkeypatch, capsys):
             except SystemExit as stop:
                 status = stop.code
             assert status in (0, None), f"{' '.join(words)} exited with {status}: {capsys.readouterr()}"
+        if tool == "alseg-make-data":
+            assert any(Path(args[0]).iterdir()), f"{args[0]} is empty"
         if tool == "alseg-train":
             option = {a: b for a, b in itertools.pairwise(args) if a.startswith("--")}
             run_dir = Path(option.get("--output_dir", "runs/default"))
@@ -173,3 +177,28 @@ def test_marked_blocks_run(page, tmp_path, monkeypatch, capsys):
             assert len(rounds) == 1 + int(option["--active_learning.iterations"])  # round 0, then the query rounds
         ran.append(tool)
     assert ran
+
+
+YAML_BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
+YAML_BLOCKS = [
+    pytest.param(block, id=f"{page.name}:{n}")
+    for page in PAGES
+    for n, block in enumerate(YAML_BLOCK.findall(page.read_text()))
+]
+
+
+@pytest.mark.parametrize("block", YAML_BLOCKS)
+def test_yaml_block_validates(block, tmp_path):
+    """A grid block validates as a grid whose cells alseg-train accepts; a config block as alseg-train's config."""
+    content = yaml.safe_load(block)
+    if "strategies" in content:
+        cells = grid.expand(grid.parse_grid(content), tmp_path / "bench")
+        base = tmp_path / "base.yaml"
+        base.write_text(yaml.safe_dump(grid.cell_base_config({})))
+        grid.validate_cells(cells, base)
+        assert len(cells) == len(content["strategies"]) * content["seeds"] * len(content.get("overrides") or [None])
+    else:
+        assert set(content) <= set(train_cli.SECTIONS) | {"seed", "output_dir"}, sorted(content)
+        config = tmp_path / "config.yaml"
+        config.write_text(block)
+        train_cli.parse_args(["--config", str(config)])
