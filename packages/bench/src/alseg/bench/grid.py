@@ -7,7 +7,7 @@ Grid file (YAML; every key optional on the file, ``strategies`` required in the 
       - entropy
       - name: power_bald_b5        # optional label (directory and legend); derived from the class otherwise
         class_path: power_bald
-        init_args: {beta: 5}
+        init_args: {power: 5}
     seeds: 3                       # a count (seeds 0, 1, 2; the default) or a list such as [0, 1, 2]
     overrides:                     # optional named sets of dotted alseg-train options; each strategy runs under each
       budget_5: {active_learning.items_to_label: 5}

@@ -129,7 +129,7 @@ class VolumeMetricAccumulator:
     voxel, class and threshold).
 
     Keys of :meth:`compute`: ``<metric>_<class name>`` for every foreground class and
-    ``mean_<metric>`` (mean over foreground classes), ``<metric>`` in :data:`METRICS`
+    ``mean_<metric>`` (mean over foreground classes), ``<metric>`` in :data:`~alseg.core.metrics.METRICS`
     (``hd95*`` only with ``hausdorff``, ``hd95_mm`` only when every case has a spacing). With
     several ``thresholds`` the first gives these keys and each other one adds a ``_t<threshold>``
     suffix, e.g. ``dice_ET_t0.75``.

@@ -33,7 +33,7 @@ class PytorchModel(RecordsInitArgs, LightningModule, ABC):
     Subclasses implement :meth:`training_step`, :meth:`validation_step`, :meth:`predict_step` and
     :meth:`input_dimensionality`. The base sizes the model from the data module: before the first Trainer stage
     (or on :meth:`bind_data`) it sets :attr:`in_channels`, :attr:`num_classes`, :attr:`multi_label` and
-    :attr:`class_names` and then calls Lightning's :meth:`configure_model` hook, where a subclass builds any layers
+    :attr:`class_names` and then calls Lightning's ``configure_model`` hook, where a subclass builds any layers
     that depend on them (the hook runs at every stage, so guard it to build once).
 
     The base owns what every segmentation model shares, configured through its constructor: the optimizer and
@@ -214,7 +214,7 @@ class PytorchModel(RecordsInitArgs, LightningModule, ABC):
             self.log_dict({f"{stage}/{key}": value for key, value in values.items()}, sync_dist=False)
 
     def bind_data(self, data_module: ActiveLearningDataModule) -> None:
-        """Sizes the model from a data module and builds its layers (calls :meth:`configure_model`)."""
+        """Sizes the model from a data module and builds its layers (calls Lightning's ``configure_model`` hook)."""
         self.in_channels = data_module.data_channels()
         self.num_classes = data_module.num_classes()
         self.multi_label = data_module.multi_label()

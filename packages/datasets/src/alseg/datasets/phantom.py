@@ -35,8 +35,8 @@ class Phantom:
 
     Attributes:
         image: ``float32 [4, X, Y, Z]``, modalities ``flair, t1, t1ce, t2``; 0 outside the brain.
-        tumour: ``uint8 [X, Y, Z]`` with 0 (no tumour), :data:`NECROTIC`, :data:`EDEMA`,
-            :data:`ENHANCING`.
+        tumour: ``uint8 [X, Y, Z]`` with 0 (no tumour), ``NECROTIC`` (1), ``EDEMA`` (2),
+            ``ENHANCING`` (3).
     """
 
     image: np.ndarray
