@@ -13,11 +13,13 @@ from lightning.pytorch import seed_everything
 from alseg.core import distributed
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.derived_labels import resolve_pseudo_labels
-from alseg.core.errors import ConfigError, PluginError
+from alseg.core.errors import AlsegError, ConfigError, PluginError
 from alseg.core.inference import placement
 from alseg.core.init_args import describe, plain
 from alseg.core.metrics import label_dice
 from alseg.core.model import PytorchModel
+from alseg.core.oracle import LabelRequest, LabelsPending, Oracle, SimulatedOracle
+from alseg.core.pending_round import PendingSelection, restore_rng_state, rng_state
 from alseg.core.query_view import QueryView
 from alseg.core.round_record import RoundRecord
 from alseg.core.round_trainer import RoundTrainer
@@ -40,8 +42,12 @@ class ActiveLearningPipeline:
     (as ``alseg-train`` and :func:`alseg.core.cli.build_pipeline` do), or their first weights differ from run to run.
 
     The strategy sees the data module through a :class:`~alseg.core.query_view.QueryView` and runs its model on the
-    Trainer's device and precision. Under a distributed run (e.g. ``trainer_options={"strategy": "ddp",
-    "devices": N}``) every rank runs the loop, all ranks label rank 0's selection, and only rank 0 writes the run
+    Trainer's device and precision. The ``oracle`` labels the selected ids (:mod:`alseg.core.oracle`): by default
+    the data module's ground truth; an oracle that asks a person may answer later
+    (:class:`~alseg.core.oracle.LabelsPending` ends :meth:`run`, the selection waits in the run directory and the same
+    run started again continues it as if the labels had come at once: :mod:`alseg.core.pending_round`). Under a
+    distributed run (e.g. ``trainer_options={"strategy": "ddp", "devices": N}``) every rank runs the loop, all ranks
+    label rank 0's selection, and only rank 0 writes the run
     directory, which it locks for its whole run.
 
     Args:
@@ -73,8 +79,9 @@ class ActiveLearningPipeline:
         tracking_uri: MLflow tracking URI; by default ``MLFLOW_TRACKING_URI``, else a SQLite store under
             ``<output_dir>/logs/mlflow``.
         config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default the
-            class paths and resolved constructor arguments of the three objects, the seed, the active-learning
-            options and the Trainer options.
+            class paths and resolved constructor arguments of the three objects (and of an oracle other than the
+            simulated one), the seed, the active-learning options and the Trainer options.
+        oracle: Labels the selected ids; default :class:`~alseg.core.oracle.SimulatedOracle` (the ground truth).
     """
 
     def __init__(
@@ -102,6 +109,7 @@ class ActiveLearningPipeline:
         tracking_project: str | None = None,
         tracking_uri: str | None = None,
         config: dict[str, Any] | None = None,
+        oracle: Oracle | None = None,
     ) -> None:
         self.loggers = resolve_loggers(logger)
         _check_at_least("items_to_label", items_to_label, 1)
@@ -115,6 +123,7 @@ class ActiveLearningPipeline:
         self.data_module = data_module
         self.model = model
         self.strategy = strategy
+        self.oracle = oracle or SimulatedOracle()
         self.run_dir = RunDirectory(output_dir)
         self.items_to_label = items_to_label
         self.iterations = iterations
@@ -145,6 +154,8 @@ class ActiveLearningPipeline:
             },
             "trainer": plain(trainer_options or {}),
         }
+        if config is None and not isinstance(self.oracle, SimulatedOracle):
+            self.config["oracle"] = describe(self.oracle)
         self.trainer = RoundTrainer(
             self.run_dir,
             criterion=model_selection_criterion,
@@ -175,6 +186,7 @@ class ActiveLearningPipeline:
     def _run(self, writer: bool) -> dict[str, Any]:
         """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""
         self.data_module.setup()
+        self.oracle.check(self.data_module)
         if writer:
             self.run_dir.prepare(self.config, self.data_module.data_fingerprint())
             records = self.run_dir.resume()
@@ -190,6 +202,7 @@ class ActiveLearningPipeline:
                 records.append(self._run_round(round_index, writer))
                 if writer:
                     self.run_dir.append_round(records[-1])
+                    self.run_dir.clear_pending()
                     tracker.log_round(records[-1])
                     print(_round_line(records[-1]), flush=True)
                 round_index += 1
@@ -207,7 +220,7 @@ class ActiveLearningPipeline:
     def _replay(self, records: list[RoundRecord]) -> None:
         """Restores the labels and weights of completed rounds without selecting again."""
         for record in records[1:]:
-            self.data_module.label_items(record.selected_ids, self.run_dir.load_pseudo_labels(record))
+            self._label(record.selected_ids, self.run_dir.load_pseudo_labels(record), self._recorded_labels(record))
             self._add_cost(record.selected_ids)
         if records:
             expected = records[-1].num_training_items
@@ -227,12 +240,13 @@ class ActiveLearningPipeline:
         selected: list[str] = []
         pseudo_labels: dict[str, Any] | None = None
         view = QueryView(self.data_module, type(self.strategy).__name__)
+        waited_s = 0.0
         if round_index > 0:
-            selected, pseudo_labels = self._query(view, round_index, round_seed)
+            selected, pseudo_labels, waited_s = self._select_and_label(view, round_index, round_seed, writer)
             self._add_cost(selected)
             if self.reset_weights:
                 self.model.reset_parameters()
-        query_s = time.perf_counter() - start
+        query_s = time.perf_counter() - start + waited_s
         epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
         result = self.trainer.train(self.model, self.data_module, round_index, epochs, test=self.test_each_round)
         num_pseudo = self.data_module.training_set_num_pseudo_labels()
@@ -286,9 +300,91 @@ class ActiveLearningPipeline:
                 "a distributed run every rank must select the same ids: use only the seed the pipeline passes."
             )
         selected, pseudo_labels, view.notes, view.revealed_ids = answers[0]  # rank 0's, as written to the ledger
-        pseudo_labels = resolve_pseudo_labels(pseudo_labels, self._oracle_labels)
-        self.data_module.label_items(selected, pseudo_labels)
         return selected, pseudo_labels
+
+    def _select_and_label(
+        self, view: QueryView, round_index: int, round_seed: int, writer: bool
+    ) -> tuple[list[str], dict[str, Any] | None, float]:
+        """Queries (or takes the selection waiting for its labels), asks the oracle and labels the answer.
+
+        Returns:
+            The selected ids, the resolved pseudo labels and the seconds of a query made by an earlier start.
+
+        Raises:
+            LabelsPending: The oracle waits for a person; the selection is kept in the run directory.
+        """
+        pending = self._pending(round_index)
+        if pending is None:
+            start = time.perf_counter()
+            selected, requested = self._query(view, round_index, round_seed)
+            if self.oracle.supplies_labels:  # it may answer later: keep what the query decided
+                notes, revealed, query_s = dict(view.notes), list(view.revealed_ids), time.perf_counter() - start
+                pending = PendingSelection(round_index, selected, requested, notes, revealed, query_s, rng_state())
+                if writer:
+                    self.run_dir.save_pending(pending)
+            waited_s = 0.0
+        else:
+            selected, requested = list(pending.selected_ids), pending.pseudo_labels
+            view.notes, view.revealed_ids = dict(pending.notes), list(pending.revealed_ids)
+            restore_rng_state(pending.rng_state)
+            waited_s = pending.query_s
+        labels = self._ask_oracle(round_index, selected, writer)
+        pseudo_labels = resolve_pseudo_labels(requested, lambda ids: self._oracle_labels(ids, labels))
+        self._label(selected, pseudo_labels, labels)
+        if writer and labels is not None:
+            self.run_dir.save_oracle_labels(round_index, labels)
+        return selected, pseudo_labels, waited_s
+
+    def _pending(self, round_index: int) -> PendingSelection | None:
+        """The selection of ``round_index`` that waits for its labels, if the run directory keeps one."""
+        pending = self.run_dir.load_pending()
+        return pending if isinstance(pending, PendingSelection) and pending.round == round_index else None
+
+    def _ask_oracle(self, round_index: int, selected: list[str], writer: bool) -> dict[str, Any] | None:
+        """Rank 0's oracle answer on every rank: labels of exactly ``selected``, or None (the ground truth).
+
+        Raises:
+            LabelsPending: The oracle waits for a person.
+            AlsegError: The oracle refused, or its labels are invalid (on every rank).
+        """
+        outcome: Any = None
+        if writer:
+            where = self.trainer.placement()
+            request = LabelRequest(
+                round_index, list(selected), self.data_module, self.model, where, self.run_dir.oracle_dir
+            )
+            try:
+                outcome = self.oracle.labels(request)
+            except (LabelsPending, AlsegError) as stop:
+                outcome = stop
+        outcome = distributed.all_gather_objects(outcome)[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is not None and set(outcome) != set(selected):
+            raise PluginError(
+                f"{type(self.oracle).__name__}.labels answered for {sorted(outcome)[:5]}, not for exactly the "
+                f"selected ids {sorted(selected)[:5]}."
+            )
+        return outcome
+
+    def _label(self, ids: list[str], pseudo_labels: dict[str, Any] | None, labels: dict[str, Any] | None) -> None:
+        """Labels ``ids`` with the oracle's ``labels``, or with the data module's ground truth if None."""
+        if labels is None:
+            self.data_module.label_items(ids, pseudo_labels)
+        else:
+            self.data_module.label_items(ids, pseudo_labels, labels=labels)
+
+    def _recorded_labels(self, record: RoundRecord) -> dict[str, Any] | None:
+        """The labels an oracle supplied in a completed round (None: the ground truth labelled it)."""
+        labels = self.run_dir.load_oracle_labels(record.round)
+        if labels is None and self.oracle.supplies_labels and record.selected_ids:
+            missing = self.data_module.ids_without_ground_truth(record.selected_ids)
+            if missing:
+                raise ConfigError(
+                    f"Cannot resume {self.run_dir.path}: round {record.round} labelled {missing[:5]}, which have no "
+                    f"ground truth, and the labels it was given are missing from {self.run_dir.oracle_labels_dir}."
+                )
+        return labels
 
     def _ground_truth(self, ids: list[str]) -> dict[str, Any] | None:
         """The data module's ground truth of ``ids``, checked to cover them all; None if it has none."""
@@ -298,8 +394,10 @@ class ActiveLearningPipeline:
             raise PluginError(f"{type(self.data_module).__name__}.ground_truth left out ids {missing}.")
         return truth
 
-    def _oracle_labels(self, ids: list[str]) -> dict[str, Any]:
+    def _oracle_labels(self, ids: list[str], supplied: dict[str, Any] | None) -> dict[str, Any]:
         """The oracle's labels of selected ids, from which derived pseudo labels are computed."""
+        if supplied is not None:
+            return {i: torch.as_tensor(supplied[i]) for i in ids}
         truth = self._ground_truth(ids)
         if truth is None:
             raise PluginError(
@@ -310,7 +408,10 @@ class ActiveLearningPipeline:
 
     def _pseudo_label_dice(self, pseudo_labels: dict[str, Any] | None) -> dict[str, float]:
         """The Dice of every pseudo label against the ground truth of its item (analysis only)."""
-        truth = self._ground_truth(sorted(pseudo_labels)) if pseudo_labels else None
+        known = sorted(
+            set(pseudo_labels or ()) - set(self.data_module.ids_without_ground_truth(sorted(pseudo_labels or ())))
+        )
+        truth = self._ground_truth(known) if known else None
         if truth is None:
             return {}
         classes, multi_label = self.data_module.num_classes(), self.data_module.multi_label()
