@@ -29,13 +29,14 @@ def comparable(records: list[dict]) -> list[tuple]:
     return [(r["selected_ids"], r["num_labeled"], r["num_unlabeled"], r["annotation_cost"]) for r in records]
 
 
-def annotate(round_dir: Path, truth: Path) -> None:
+def annotate(round_dir: Path, *truths: Path) -> None:
     """The scripted annotator: each mask is the ground truth, sampled at the world coordinates of the item's image."""
     manifest = json.loads((round_dir / "manifest.json").read_text())
     (round_dir / "masks").mkdir(exist_ok=True)
     for item in manifest["items"]:
         image = nib.load(round_dir / item["image"])
         case = item["case_id"]
+        truth = next(folder for folder in truths if (folder / case).is_dir())
         seg = nib.load(truth / case / f"{case}_seg.nii.gz")
         grid = np.indices(image.shape[:3]).reshape(3, -1)
         world = image.affine @ np.vstack([grid, np.ones(grid.shape[1])])
@@ -44,7 +45,7 @@ def annotate(round_dir: Path, truth: Path) -> None:
         nib.save(nib.Nifti1Image(values.astype(np.uint8), image.affine), round_dir / item["mask"])
 
 
-def run_with_annotator(train, run: Path, annotations: Path, truth: Path, data: list[str], capsys, *extra: str) -> int:
+def run_with_annotator(train, run: Path, annotations: Path, truth, data: list[str], capsys, *extra: str) -> int:
     """Runs the command until the run ends, annotating every round it asks for; returns the rounds annotated."""
     command = ["--oracle", "folder", "--oracle.dir", str(annotations), *extra]  # after the tiny run's options
     for asked in range(10):
@@ -54,7 +55,7 @@ def run_with_annotator(train, run: Path, annotations: Path, truth: Path, data: l
         if not last.startswith("Round "):
             return asked
         assert "then run the same command again to continue" in last
-        annotate(annotations / f"round_{asked + 1:03d}", truth)
+        annotate(annotations / f"round_{asked + 1:03d}", *truth)
     raise AssertionError("the run never ended")
 
 
@@ -73,7 +74,7 @@ def test_a_scripted_annotator_gives_the_simulated_ledger(train, tmp_path, brats,
     rounds = ["--active_learning.iterations", "2", *sizes]
     train(tmp_path / "simulated", data, *rounds)
     run = tmp_path / "folder"
-    assert run_with_annotator(train, run, tmp_path / "ann", brats, data, capsys, *rounds) == 2
+    assert run_with_annotator(train, run, tmp_path / "ann", [brats], data, capsys, *rounds) == 2
     simulated, folder = ledger(tmp_path / "simulated"), ledger(run)
     assert comparable(folder) == comparable(simulated)
     for mine, theirs in zip(folder, simulated, strict=True):
@@ -173,3 +174,35 @@ def test_bad_input_exits_2_naming_the_file_and_changes_nothing(train, pending, c
     assert named in error
     assert re.search(message, error), error
     assert digest(root / "run") == before and len(ledger(root / "run")) == 1
+
+
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory) -> dict[str, Path]:
+    """Two more cases, ``BraTS2021_00100`` and ``BraTS2021_00101``, without seg files; their truth kept apart."""
+    root = tmp_path_factory.mktemp("unlabelled")
+    generated = write_brats(root / "generated", n_cases=2, shape=SHAPE, seed=7, tumour_fraction=1.0)
+    for index in range(2):
+        old, new = f"BraTS2021_{index:05d}", f"BraTS2021_{100 + index:05d}"
+        for path in (generated / old).iterdir():
+            target = root / ("truth" if path.name.endswith("_seg.nii.gz") else "images") / new
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / path.name.replace(old, new))
+    return {"images": root / "images", "truth": root / "truth"}
+
+
+def test_cases_without_ground_truth_need_a_person(train, tmp_path, brats, unlabelled, capsys):
+    data = ["--data.data_dir", str(brats), "--data.cache_dir", str(tmp_path / "cache")]
+    data += ["--data.unlabeled_images", str(unlabelled["images"])]
+    everything = ["--strategy", "random", "--active_learning.items_to_label", "100"]
+    with pytest.raises(SystemExit) as stopped:
+        train(tmp_path / "simulated", data, *everything)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and "simulated oracle cannot label" in error
+    assert "'BraTS2021_00100', 'BraTS2021_00101']" in error and "have no ground truth" in error
+    run = tmp_path / "folder"
+    assert (
+        run_with_annotator(train, run, tmp_path / "ann", [brats, unlabelled["truth"]], data, capsys, *everything) == 1
+    )
+    records = ledger(run)
+    assert records[-1]["num_unlabeled"] == 0
+    assert {i.split(":")[0] for i in records[-1]["selected_ids"]} >= {"BraTS2021_00100", "BraTS2021_00101"}
