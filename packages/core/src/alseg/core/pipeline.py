@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,15 +13,14 @@ from lightning.pytorch import seed_everything
 
 from alseg.core import distributed
 from alseg.core.data_module import ActiveLearningDataModule
-from alseg.core.derived_labels import resolve_pseudo_labels
-from alseg.core.errors import AlsegError, ConfigError, PluginError
+from alseg.core.errors import ConfigError, PluginError
 from alseg.core.inference import placement
 from alseg.core.init_args import describe, plain
 from alseg.core.metrics import label_dice
 from alseg.core.model import PytorchModel
-from alseg.core.oracle import LabelRequest, LabelsPending, Oracle, SimulatedOracle
-from alseg.core.pending_round import PendingSelection, restore_rng_state, rng_state
+from alseg.core.oracle import Oracle, SimulatedOracle
 from alseg.core.query_view import QueryView
+from alseg.core.round_labels import RoundLabels, checked_ground_truth
 from alseg.core.round_record import RoundRecord
 from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
@@ -187,6 +187,14 @@ class ActiveLearningPipeline:
         """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""
         self.data_module.setup()
         self.oracle.check(self.data_module)
+        self.labels = RoundLabels(
+            self.oracle,
+            self.data_module,
+            self.run_dir,
+            self.model,
+            self.trainer.placement,
+            type(self.strategy).__name__,
+        )
         if writer:
             self.run_dir.prepare(self.config, self.data_module.data_fingerprint())
             records = self.run_dir.resume()
@@ -220,7 +228,7 @@ class ActiveLearningPipeline:
     def _replay(self, records: list[RoundRecord]) -> None:
         """Restores the labels and weights of completed rounds without selecting again."""
         for record in records[1:]:
-            self._label(record.selected_ids, self.run_dir.load_pseudo_labels(record), self._recorded_labels(record))
+            self.labels.replay(record)
             self._add_cost(record.selected_ids)
         if records:
             expected = records[-1].num_training_items
@@ -242,7 +250,8 @@ class ActiveLearningPipeline:
         view = QueryView(self.data_module, type(self.strategy).__name__)
         waited_s = 0.0
         if round_index > 0:
-            selected, pseudo_labels, waited_s = self._select_and_label(view, round_index, round_seed, writer)
+            query = partial(self._query, view, round_index, round_seed)
+            selected, pseudo_labels, waited_s = self.labels.select_and_label(query, view, round_index, writer)
             self._add_cost(selected)
             if self.reset_weights:
                 self.model.reset_parameters()
@@ -302,116 +311,12 @@ class ActiveLearningPipeline:
         selected, pseudo_labels, view.notes, view.revealed_ids = answers[0]  # rank 0's, as written to the ledger
         return selected, pseudo_labels
 
-    def _select_and_label(
-        self, view: QueryView, round_index: int, round_seed: int, writer: bool
-    ) -> tuple[list[str], dict[str, Any] | None, float]:
-        """Queries (or takes the selection waiting for its labels), asks the oracle and labels the answer.
-
-        Returns:
-            The selected ids, the resolved pseudo labels and the seconds of a query made by an earlier start.
-
-        Raises:
-            LabelsPending: The oracle waits for a person; the selection is kept in the run directory.
-        """
-        pending = self._pending(round_index)
-        if pending is None:
-            start = time.perf_counter()
-            selected, requested = self._query(view, round_index, round_seed)
-            if self.oracle.supplies_labels:  # it may answer later: keep what the query decided
-                notes, revealed, query_s = dict(view.notes), list(view.revealed_ids), time.perf_counter() - start
-                pending = PendingSelection(round_index, selected, requested, notes, revealed, query_s, rng_state())
-                if writer:
-                    self.run_dir.save_pending(pending)
-            waited_s = 0.0
-        else:
-            selected, requested = list(pending.selected_ids), pending.pseudo_labels
-            view.notes, view.revealed_ids = dict(pending.notes), list(pending.revealed_ids)
-            restore_rng_state(pending.rng_state)
-            waited_s = pending.query_s
-        labels = self._ask_oracle(round_index, selected, writer)
-        pseudo_labels = resolve_pseudo_labels(requested, lambda ids: self._oracle_labels(ids, labels))
-        self._label(selected, pseudo_labels, labels)
-        if writer and labels is not None:
-            self.run_dir.save_oracle_labels(round_index, labels)
-        return selected, pseudo_labels, waited_s
-
-    def _pending(self, round_index: int) -> PendingSelection | None:
-        """The selection of ``round_index`` that waits for its labels, if the run directory keeps one."""
-        pending = self.run_dir.load_pending()
-        return pending if isinstance(pending, PendingSelection) and pending.round == round_index else None
-
-    def _ask_oracle(self, round_index: int, selected: list[str], writer: bool) -> dict[str, Any] | None:
-        """Rank 0's oracle answer on every rank: labels of exactly ``selected``, or None (the ground truth).
-
-        Raises:
-            LabelsPending: The oracle waits for a person.
-            AlsegError: The oracle refused, or its labels are invalid (on every rank).
-        """
-        outcome: Any = None
-        if writer:
-            where = self.trainer.placement()
-            request = LabelRequest(
-                round_index, list(selected), self.data_module, self.model, where, self.run_dir.oracle_dir
-            )
-            try:
-                outcome = self.oracle.labels(request)
-            except (LabelsPending, AlsegError) as stop:
-                outcome = stop
-        outcome = distributed.all_gather_objects(outcome)[0]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if outcome is not None and set(outcome) != set(selected):
-            raise PluginError(
-                f"{type(self.oracle).__name__}.labels answered for {sorted(outcome)[:5]}, not for exactly the "
-                f"selected ids {sorted(selected)[:5]}."
-            )
-        return outcome
-
-    def _label(self, ids: list[str], pseudo_labels: dict[str, Any] | None, labels: dict[str, Any] | None) -> None:
-        """Labels ``ids`` with the oracle's ``labels``, or with the data module's ground truth if None."""
-        if labels is None:
-            self.data_module.label_items(ids, pseudo_labels)
-        else:
-            self.data_module.label_items(ids, pseudo_labels, labels=labels)
-
-    def _recorded_labels(self, record: RoundRecord) -> dict[str, Any] | None:
-        """The labels an oracle supplied in a completed round (None: the ground truth labelled it)."""
-        labels = self.run_dir.load_oracle_labels(record.round)
-        if labels is None and self.oracle.supplies_labels and record.selected_ids:
-            missing = self.data_module.ids_without_ground_truth(record.selected_ids)
-            if missing:
-                raise ConfigError(
-                    f"Cannot resume {self.run_dir.path}: round {record.round} labelled {missing[:5]}, which have no "
-                    f"ground truth, and the labels it was given are missing from {self.run_dir.oracle_labels_dir}."
-                )
-        return labels
-
-    def _ground_truth(self, ids: list[str]) -> dict[str, Any] | None:
-        """The data module's ground truth of ``ids``, checked to cover them all; None if it has none."""
-        truth = self.data_module.ground_truth(ids)
-        if truth is not None and set(truth) != set(ids):
-            missing = sorted(set(ids) - set(truth))[:5]
-            raise PluginError(f"{type(self.data_module).__name__}.ground_truth left out ids {missing}.")
-        return truth
-
-    def _oracle_labels(self, ids: list[str], supplied: dict[str, Any] | None) -> dict[str, Any]:
-        """The oracle's labels of selected ids, from which derived pseudo labels are computed."""
-        if supplied is not None:
-            return {i: torch.as_tensor(supplied[i]) for i in ids}
-        truth = self._ground_truth(ids)
-        if truth is None:
-            raise PluginError(
-                f"Strategy {type(self.strategy).__name__} derives pseudo labels from the oracle's labels of its "
-                f"selection, but {type(self.data_module).__name__}.ground_truth(ids) gives none: implement it."
-            )
-        return truth
-
     def _pseudo_label_dice(self, pseudo_labels: dict[str, Any] | None) -> dict[str, float]:
         """The Dice of every pseudo label against the ground truth of its item (analysis only)."""
         known = sorted(
             set(pseudo_labels or ()) - set(self.data_module.ids_without_ground_truth(sorted(pseudo_labels or ())))
         )
-        truth = self._ground_truth(known) if known else None
+        truth = checked_ground_truth(self.data_module, known) if known else None
         if truth is None:
             return {}
         classes, multi_label = self.data_module.num_classes(), self.data_module.multi_label()
