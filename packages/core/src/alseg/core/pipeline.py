@@ -124,6 +124,7 @@ class ActiveLearningPipeline:
         self.model = model
         self.strategy = strategy
         self.oracle = oracle or SimulatedOracle()
+        self.labels: RoundLabels  # the label path, built when the run starts (on the data module it then holds)
         self.run_dir = RunDirectory(output_dir)
         self.items_to_label = items_to_label
         self.iterations = iterations

@@ -122,15 +122,18 @@ def _predict(request: LabelRequest, items: list[AnnotationItem]) -> list[np.ndar
     device = request.placement.device if request.placement is not None else torch.device("cpu")
     model, training = request.model, request.model.training
     model.to(device).eval()
+    cache, normalised = data_module.volume_cache, {}
     try:
         outputs = []
-        for item in items:
-            meta = data_module.volume_cache.meta(item.case_id)
-            image = data_module.normalizer(np.asarray(data_module.volume_cache.image(item.case_id)), meta.nonzero)
-            slab = item.slab(image)
-            axis = data_module.axis
+        for item in items:  # items of one case share its normalised image
+            meta = cache.meta(item.case_id)
+            if item.case_id not in normalised:
+                normalised = {item.case_id: data_module.normalizer(np.asarray(cache.image(item.case_id)), meta.nonzero)}
+            slab = item.slab(normalised[item.case_id])
             outputs.append(
-                predict_volume(model, slab, item.case_id, meta.spacing, device, axis, data_module.pool_batch_size)
+                predict_volume(
+                    model, slab, item.case_id, meta.spacing, device, data_module.axis, data_module.pool_batch_size
+                )
             )
         return outputs
     finally:
