@@ -89,3 +89,18 @@ def test_a_data_module_without_ground_truth_cannot_resolve_derived_labels(make_p
 def test_a_request_must_label_exactly_its_keys(pseudo, fragment):
     with pytest.raises(PluginError, match=fragment):
         check_selection("S", (["a", "b"], pseudo), ["a", "b", "c", "d"], 2)
+
+
+def test_derived_labels_come_from_the_labels_a_person_gave(make_pipeline, tmp_path):
+    from alseg.core.oracle import Oracle
+
+    class AllOnes(Oracle):
+        def labels(self, request):
+            return {i: torch.ones_like(label) for i, label in request.data_module.ground_truth(request.ids).items()}
+
+    pipeline = make_pipeline(
+        strategy=BlockStrategy(), iterations=1, items_to_label=4, data={"seed": 1}, oracle=AllOnes()
+    )
+    pipeline.run()
+    trained = {item["id"]: item for item in pipeline.data_module.labeled_dataloader().dataset}
+    assert trained["case_0:1"]["label"].eq(1).all() and trained["case_0:1"]["pseudo_labeled"]  # not case_0:2's truth

@@ -85,14 +85,15 @@ class HalfPrecisionImages(InMemoryDataModule):
 
 
 class LosesLabelledItems(InMemoryDataModule):
-    def label_items(self, ids, pseudo_labels=None):
-        super().label_items(ids, pseudo_labels)
+    def label_items(self, ids, pseudo_labels=None, labels=None):
+        super().label_items(ids, pseudo_labels, labels=labels)
         self.training_ids[:] = [i for i in self.training_ids if i not in ids]
 
 
 class Forgiving(InMemoryDataModule):
-    def label_items(self, ids, pseudo_labels=None):
-        super().label_items([i for i in ids if i in self.pool_ids], pseudo_labels)
+    def label_items(self, ids, pseudo_labels=None, labels=None):
+        kept = [i for i in ids if i in self.pool_ids]
+        super().label_items(kept, pseudo_labels, labels=None if labels is None else {i: labels[i] for i in kept})
 
 
 class UncountedPseudo(InMemoryDataModule):
@@ -110,6 +111,12 @@ class ShiftedGroundTruth(InMemoryDataModule):
 
     def ground_truth(self, ids):
         return {i: self._label(c, (s + 1) % 6) for i, (c, s) in zip(ids, map(self._position, ids), strict=True)}
+
+
+class IgnoresOracleLabels(InMemoryDataModule):
+    def label_items(self, ids, pseudo_labels=None, labels=None):
+        super().label_items(ids, pseudo_labels, labels=labels)
+        self.oracle_labels.clear()  # trains on the ground truth instead of the person's labels
 
 
 class UnstableIds(InMemoryDataModule):
@@ -139,16 +146,17 @@ def assert_fails_exactly(names, aggregate, arguments, message=""):
     [
         (LeakyPool, "check_data_module_pool_has_no_labels"),
         (HalfPrecisionImages, "check_data_module_pool_items"),
-        (LosesLabelledItems, "check_data_module_label_items"),
+        (LosesLabelledItems, ("check_data_module_label_items", "check_data_module_oracle_labels")),  # loses both
         (Forgiving, "check_data_module_rejects_unknown_ids"),
         (UncountedPseudo, "check_data_module_pseudo_labels"),
         (UnstableIds, "check_data_module_stable_ids"),
         (ShiftedMetadata, "check_data_module_item_metadata"),
         (partial(ShiftedGroundTruth, initial_training_set_size=20), "check_data_module_ground_truth"),
+        (IgnoresOracleLabels, "check_data_module_oracle_labels"),
     ],
 )
 def test_a_broken_data_module_fails_exactly_its_check(module, check):
-    assert_fails_exactly([check], check_data_module, lambda: (module,))
+    assert_fails_exactly([check] if isinstance(check, str) else list(check), check_data_module, lambda: (module,))
 
 
 class WrongDimensionality(TinySegmentationModel):

@@ -1,7 +1,8 @@
 """``alseg-train``: run (or resume) one active-learning experiment from a configuration.
 
-Configuration sections: ``seed``, ``output_dir``, ``model``, ``data``, ``strategy`` (each a ``class_path`` with
-``init_args``, or a registered short name), ``active_learning`` (the options of
+Configuration sections: ``seed``, ``output_dir``, ``model``, ``data``, ``strategy``, ``oracle`` (each a
+``class_path`` with ``init_args``, or a registered short name; ``oracle`` defaults to ``simulated``, and
+``--oracle folder --oracle.dir DIR`` asks a person), ``active_learning`` (the options of
 :class:`~alseg.core.pipeline.ActiveLearningPipeline`) and ``trainer`` (Lightning ``Trainer`` options). With no
 arguments it runs the built-in default experiment.
 
@@ -31,6 +32,7 @@ from alseg.core import progress
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import AlsegError, ConfigError
 from alseg.core.model import PytorchModel
+from alseg.core.oracle import LabelsPending, Oracle, SimulatedOracle
 from alseg.core.pipeline import ActiveLearningPipeline
 from alseg.core.registry import SECTIONS, registered, resolve_class_path
 from alseg.core.round_trainer import OWNED_TRAINER_OPTIONS
@@ -45,6 +47,7 @@ _PIPELINE_OWN = {
     "seed",
     "trainer_options",
     "config",
+    "oracle",
 }
 _SHORT_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
 #: The built-in default experiment: registered short names, used where the command line is silent (when the reference
@@ -53,6 +56,7 @@ DEFAULT_EXPERIMENT: dict[str, Any] = {
     "model": {"class_path": "unet"},
     "data": {"class_path": "brats"},
     "strategy": {"class_path": "entropy"},
+    "oracle": {"class_path": "simulated"},
 }
 #: Defaults of the active_learning section (the pipeline's own defaults are for one quick round).
 DEFAULT_ACTIVE_LEARNING: dict[str, Any] = {"items_to_label": 16, "iterations": 4, "epochs": 10}
@@ -75,6 +79,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--output_dir", type=str, default="runs/default", help="The run directory.")
     for section, base in _BASES.items():
         parser.add_subclass_arguments(base, section, required=True, help=f"The {SECTIONS[section][1]}.")
+    parser.add_subclass_arguments(Oracle, "oracle", required=False, help="Who labels the selected items.")
     parser.add_class_arguments(ActiveLearningPipeline, "active_learning", skip=_PIPELINE_OWN, instantiate=False)
     parser.add_class_arguments(Trainer, "trainer", skip=set(OWNED_TRAINER_OPTIONS), instantiate=False)
     parser.set_defaults({f"active_learning.{key}": value for key, value in DEFAULT_ACTIVE_LEARNING.items()})
@@ -86,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         run(args)
+    except LabelsPending as pending:  # a person labels the round; the same command continues
+        print(pending.message, flush=True)
     except (AlsegError, ArgumentError) as error:
         if "--debug" in args:
             raise
@@ -145,6 +152,7 @@ def _build(parser: ArgumentParser, cfg: Namespace) -> ActiveLearningPipeline:
         seed=cfg.seed,
         trainer_options=_trainer_options(cfg.trainer),
         config=config,
+        oracle=objects.get("oracle"),
         **cfg.active_learning.as_dict(),
     )
 
@@ -259,6 +267,9 @@ def _resolved_config(parser: ArgumentParser, cfg: Namespace) -> dict[str, Any]:
     config = yaml.safe_load(parser.dump(cfg, skip_unset=False))
     for key in ("config", "debug", "quiet", "__path__"):
         config.pop(key, None)
+    oracle = config.get("oracle")
+    if oracle is None or oracle.get("class_path") == f"{SimulatedOracle.__module__}.{SimulatedOracle.__name__}":
+        config.pop("oracle", None)  # the default: config.yaml as before oracles existed, so older runs resume
     return config
 
 

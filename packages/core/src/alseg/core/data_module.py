@@ -86,16 +86,26 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         """Returns the dataset of the unlabelled pool (items without ``"label"``)."""
 
     @abstractmethod
-    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
-        """Moves items from the unlabelled pool to the training set (the oracle of the simulation).
+    def label_items(
+        self, ids: list[str], pseudo_labels: dict[str, Any] | None = None, labels: dict[str, Any] | None = None
+    ) -> None:
+        """Moves items from the unlabelled pool to the training set.
+
+        Without ``labels`` the module labels ``ids`` with its own ground truth (the simulated oracle). An oracle that
+        asks a person (:mod:`alseg.core.oracle`) passes the labels it got as ``labels``: the training items of
+        ``ids`` then carry those (oracle labels, counted in the budget, not pseudo-labelled). A module that does not
+        take ``labels`` works with the simulated oracle only; the kit's ``check_data_module_oracle_labels`` checks it.
 
         Args:
-            ids: Ids of pool items to label with their ground truth.
+            ids: Ids of pool items to label (with their ground truth, or with ``labels``).
             pseudo_labels: Optional labels keyed by id, used instead of the ground truth for those ids; such items
                 are marked as pseudo-labelled (``"pseudo_labeled": True``).
+            labels: The oracle's label of every id of ``ids`` (and of no other id), shaped like a training item's
+                ``label``; None: the module's ground truth.
 
         Raises:
-            PluginError: An id is not in the unlabelled pool (the message names it).
+            PluginError: An id is not in the unlabelled pool (the message names it), or ``labels`` does not cover
+                exactly ``ids`` or holds a badly shaped label. Nothing is moved then.
         """
 
     @abstractmethod
@@ -177,6 +187,13 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
             PluginError: An id is not an item of this data module.
         """
         return None
+
+    def ids_without_ground_truth(self, ids: list[str]) -> list[str]:
+        """The ids among ``ids`` whose case has no ground truth (data a person still has to label); default none.
+
+        The simulated oracle refuses to label them (:class:`~alseg.core.oracle.SimulatedOracle`).
+        """
+        return []
 
     def item_metadata(self, ids: list[str]) -> list[dict[str, Any]]:
         """The metadata of training or pool items: ``case_id`` and, for slices, ``slice_index`` (module docstring).

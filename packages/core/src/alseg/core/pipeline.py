@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,13 +13,14 @@ from lightning.pytorch import seed_everything
 
 from alseg.core import distributed, progress
 from alseg.core.data_module import ActiveLearningDataModule
-from alseg.core.derived_labels import resolve_pseudo_labels
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.inference import placement
 from alseg.core.init_args import describe, init_defaults, plain
 from alseg.core.metrics import label_dice
 from alseg.core.model import PytorchModel
+from alseg.core.oracle import Oracle, SimulatedOracle
 from alseg.core.query_view import QueryView
+from alseg.core.round_labels import RoundLabels, checked_ground_truth
 from alseg.core.round_record import RoundRecord
 from alseg.core.round_trainer import RoundTrainer
 from alseg.core.run_directory import RunDirectory
@@ -40,8 +42,12 @@ class ActiveLearningPipeline:
     (as ``alseg-train`` and :func:`alseg.core.cli.build_pipeline` do), or their first weights differ from run to run.
 
     The strategy sees the data module through a :class:`~alseg.core.query_view.QueryView` and runs its model on the
-    Trainer's device and precision. Under a distributed run (e.g. ``trainer_options={"strategy": "ddp",
-    "devices": N}``) every rank runs the loop, all ranks label rank 0's selection, and only rank 0 writes the run
+    Trainer's device and precision. The ``oracle`` labels the selected ids (:mod:`alseg.core.oracle`): by default
+    the data module's ground truth; an oracle that asks a person may answer later
+    (:class:`~alseg.core.oracle.LabelsPending` ends :meth:`run`, the selection waits in the run directory and the same
+    run started again continues it as if the labels had come at once: :mod:`alseg.core.pending_round`). Under a
+    distributed run (e.g. ``trainer_options={"strategy": "ddp", "devices": N}``) every rank runs the loop, all ranks
+    label rank 0's selection, and only rank 0 writes the run
     directory, which it locks for its whole run.
 
     Args:
@@ -73,8 +79,9 @@ class ActiveLearningPipeline:
         tracking_uri: MLflow tracking URI; by default ``MLFLOW_TRACKING_URI``, else a SQLite store under
             ``<output_dir>/logs/mlflow``.
         config: The resolved configuration, written to ``config.yaml`` and compared on resume; by default the
-            class paths and resolved constructor arguments of the three objects, the seed, the active-learning
-            options and the Trainer options.
+            class paths and resolved constructor arguments of the three objects (and of an oracle other than the
+            simulated one), the seed, the active-learning options and the Trainer options.
+        oracle: Labels the selected ids; default :class:`~alseg.core.oracle.SimulatedOracle` (the ground truth).
     """
 
     def __init__(
@@ -102,6 +109,7 @@ class ActiveLearningPipeline:
         tracking_project: str | None = None,
         tracking_uri: str | None = None,
         config: dict[str, Any] | None = None,
+        oracle: Oracle | None = None,
     ) -> None:
         self.loggers = resolve_loggers(logger)
         _check_at_least("items_to_label", items_to_label, 1)
@@ -115,6 +123,8 @@ class ActiveLearningPipeline:
         self.data_module = data_module
         self.model = model
         self.strategy = strategy
+        self.oracle = oracle or SimulatedOracle()
+        self.labels: RoundLabels  # the label path, built when the run starts (on the data module it then holds)
         self.run_dir = RunDirectory(output_dir)
         self.items_to_label = items_to_label
         self.iterations = iterations
@@ -145,6 +155,8 @@ class ActiveLearningPipeline:
             },
             "trainer": plain(trainer_options or {}),
         }
+        if config is None and not isinstance(self.oracle, SimulatedOracle):
+            self.config["oracle"] = describe(self.oracle)
         self.trainer = RoundTrainer(
             self.run_dir,
             criterion=model_selection_criterion,
@@ -175,6 +187,15 @@ class ActiveLearningPipeline:
     def _run(self, writer: bool) -> dict[str, Any]:
         """The loop; only the ``writer`` (rank 0) writes the run directory, the other ranks read it."""
         self.data_module.setup()
+        self.oracle.check(self.data_module)
+        self.labels = RoundLabels(
+            self.oracle,
+            self.data_module,
+            self.run_dir,
+            self.model,
+            self.trainer.placement,
+            type(self.strategy).__name__,
+        )
         if writer:
             self.run_dir.prepare(self.config, self.data_module.data_fingerprint(), self._option_defaults())
             records = self.run_dir.resume()
@@ -190,6 +211,7 @@ class ActiveLearningPipeline:
                 records.append(self._run_round(round_index, writer))
                 if writer:
                     self.run_dir.append_round(records[-1])
+                    self.run_dir.clear_pending()
                     tracker.log_round(records[-1])
                     progress.say(_round_line(records[-1]))
                 round_index += 1
@@ -214,7 +236,7 @@ class ActiveLearningPipeline:
     def _replay(self, records: list[RoundRecord]) -> None:
         """Restores the labels and weights of completed rounds without selecting again."""
         for record in records[1:]:
-            self.data_module.label_items(record.selected_ids, self.run_dir.load_pseudo_labels(record))
+            self.labels.replay(record)
             self._add_cost(record.selected_ids)
         if records:
             expected = records[-1].num_training_items
@@ -234,12 +256,14 @@ class ActiveLearningPipeline:
         selected: list[str] = []
         pseudo_labels: dict[str, Any] | None = None
         view = QueryView(self.data_module, type(self.strategy).__name__)
+        waited_s = 0.0
         if round_index > 0:
-            selected, pseudo_labels = self._query(view, round_index, round_seed)
+            query = partial(self._query, view, round_index, round_seed)
+            selected, pseudo_labels, waited_s = self.labels.select_and_label(query, view, round_index, writer)
             self._add_cost(selected)
             if self.reset_weights:
                 self.model.reset_parameters()
-        query_s = time.perf_counter() - start
+        query_s = time.perf_counter() - start + waited_s
         epochs = self.initial_epochs if round_index == 0 else self.epochs + round_index * self.epochs_increase_per_query
         result = self.trainer.train(self.model, self.data_module, round_index, epochs, test=self.test_each_round)
         num_pseudo = self.data_module.training_set_num_pseudo_labels()
@@ -293,31 +317,14 @@ class ActiveLearningPipeline:
                 "a distributed run every rank must select the same ids: use only the seed the pipeline passes."
             )
         selected, pseudo_labels, view.notes, view.revealed_ids = answers[0]  # rank 0's, as written to the ledger
-        pseudo_labels = resolve_pseudo_labels(pseudo_labels, self._oracle_labels)
-        self.data_module.label_items(selected, pseudo_labels)
         return selected, pseudo_labels
-
-    def _ground_truth(self, ids: list[str]) -> dict[str, Any] | None:
-        """The data module's ground truth of ``ids``, checked to cover them all; None if it has none."""
-        truth = self.data_module.ground_truth(ids)
-        if truth is not None and set(truth) != set(ids):
-            missing = sorted(set(ids) - set(truth))[:5]
-            raise PluginError(f"{type(self.data_module).__name__}.ground_truth left out ids {missing}.")
-        return truth
-
-    def _oracle_labels(self, ids: list[str]) -> dict[str, Any]:
-        """The oracle's labels of selected ids, from which derived pseudo labels are computed."""
-        truth = self._ground_truth(ids)
-        if truth is None:
-            raise PluginError(
-                f"Strategy {type(self.strategy).__name__} derives pseudo labels from the oracle's labels of its "
-                f"selection, but {type(self.data_module).__name__}.ground_truth(ids) gives none: implement it."
-            )
-        return truth
 
     def _pseudo_label_dice(self, pseudo_labels: dict[str, Any] | None) -> dict[str, float]:
         """The Dice of every pseudo label against the ground truth of its item (analysis only)."""
-        truth = self._ground_truth(sorted(pseudo_labels)) if pseudo_labels else None
+        known = sorted(
+            set(pseudo_labels or ()) - set(self.data_module.ids_without_ground_truth(sorted(pseudo_labels or ())))
+        )
+        truth = checked_ground_truth(self.data_module, known) if known else None
         if truth is None:
             return {}
         classes, multi_label = self.data_module.num_classes(), self.data_module.multi_label()

@@ -6,7 +6,7 @@ A package registers a class under a short name in its ``pyproject.toml``::
     entropy = "alseg.strategies.entropy:EntropyStrategy"
 
 so that configurations can say ``strategy: entropy`` instead of the class path. Groups: ``alseg.models``,
-``alseg.datasets`` and ``alseg.strategies``.
+``alseg.datasets``, ``alseg.strategies`` and ``alseg.oracles``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ SECTIONS = {
     "model": ("alseg.models", "model"),
     "data": ("alseg.datasets", "data module"),
     "strategy": ("alseg.strategies", "strategy"),
+    "oracle": ("alseg.oracles", "oracle"),
 }
 
 

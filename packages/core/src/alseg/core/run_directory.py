@@ -8,6 +8,9 @@ Layout of ``output_dir``::
     summary.json         the latest summary (rewritten atomically)
     checkpoints/         best weights of every round (round_000/…ckpt)
     pseudo_labels/       pseudo labels given in a round (round_001.pt), replayed on resume
+    oracle_labels/       labels an oracle that asks a person supplied in a round (round_001.pt), replayed on resume
+    pending_round.pt     a round's selection that waits for its labels (see :mod:`alseg.core.pending_round`)
+    oracle/              the oracle's own files (e.g. the digest of the manifest of the round it asked for)
     logs/                Lightning CSV logs, one version per round (csv/round_003/), and the experiment trackers'
                          files with tracking.json, their run ids (see :mod:`alseg.core.tracking`)
 
@@ -71,6 +74,9 @@ class RunDirectory:
         self.checkpoints_dir = self.path / "checkpoints"
         self.pseudo_labels_dir = self.path / "pseudo_labels"
         self.logs_dir = self.path / "logs"
+        self.oracle_labels_dir = self.path / "oracle_labels"
+        self.pending_path = self.path / "pending_round.pt"
+        self.oracle_dir = self.path / "oracle"
         self.tracking_path = self.logs_dir / "tracking.json"
 
     @contextmanager
@@ -166,11 +172,29 @@ class RunDirectory:
         if not pseudo_labels:
             return None
         path = self.pseudo_labels_dir / f"{self.round_name(round_index)}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(pseudo_labels, tmp)
-        tmp.replace(path)
+        atomic_torch_save(path, pseudo_labels)
         return str(path.relative_to(self.path))
+
+    def save_oracle_labels(self, round_index: int, labels: dict[str, Any]) -> None:
+        """Saves the labels an oracle supplied in a round atomically (``oracle_labels/round_XXX.pt``)."""
+        atomic_torch_save(self.oracle_labels_dir / f"{self.round_name(round_index)}.pt", labels)
+
+    def load_oracle_labels(self, round_index: int) -> dict[str, Any] | None:
+        """Returns the labels an oracle supplied in a recorded round, or None (the data module's ground truth)."""
+        path = self.oracle_labels_dir / f"{self.round_name(round_index)}.pt"
+        return torch.load(path, weights_only=False) if path.is_file() else None
+
+    def save_pending(self, pending: Any) -> None:
+        """Keeps a round's selection that waits for its labels, atomically (``pending_round.pt``)."""
+        atomic_torch_save(self.pending_path, pending)
+
+    def load_pending(self) -> Any | None:
+        """Returns the selection that waits for its labels, or None."""
+        return torch.load(self.pending_path, weights_only=False) if self.pending_path.is_file() else None
+
+    def clear_pending(self) -> None:
+        """Removes the pending selection (its round is in the ledger)."""
+        self.pending_path.unlink(missing_ok=True)
 
     def load_pseudo_labels(self, record: RoundRecord) -> dict[str, Any] | None:
         """Returns the pseudo labels a recorded round gave, or None."""
@@ -258,6 +282,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    """Saves ``obj`` with ``torch.save`` through a temporary file and a rename (creating the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def config_differences(old: Any, new: Any, prefix: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
     """Lists the dotted keys whose values differ between two configs, ignoring :data:`RESUMABLE_KEYS`.
 
@@ -277,15 +312,6 @@ def config_differences(old: Any, new: Any, prefix: str = "", defaults: Mapping[s
             if key not in old and defaults and child in defaults and new[key] == defaults[child]:
                 continue
             differences += config_differences(old.get(key), new.get(key), child, defaults)
-        return differences
-    if old != new:
-        return [f"{prefix or '<root>'}: {old!r} in the existing run, {new!r} now"]
-    return []
-    if isinstance(old, dict) and isinstance(new, dict):
-        differences = []
-        for key in sorted(set(old) | set(new), key=str):
-            child = f"{prefix}.{key}" if prefix else str(key)
-            differences += config_differences(old.get(key), new.get(key), child)
         return differences
     if old != new:
         return [f"{prefix or '<root>'}: {old!r} in the existing run, {new!r} now"]

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from alseg.core.errors import ConfigError
+from alseg.core.oracle import LabelsPending
 from alseg.core.round_record import RoundRecord
 from alseg.core.run_directory import RunDirectory, atomic_write_text
 from alseg.core.trackers import TRACKED_RUNS, TrackingOptions
@@ -152,11 +153,17 @@ class Tracker:
 def track(
     run_dir: RunDirectory, names: Sequence[str], records: Sequence[RoundRecord], options: TrackingOptions
 ) -> Iterator[Tracker]:
-    """Starts the tracked runs (:meth:`Tracker.start`) for the block and ends them, as failed if the block raises."""
+    """Starts the tracked runs (:meth:`Tracker.start`) for the block and ends them, as failed if the block raises.
+
+    A run that stops to wait for a person's labels (:class:`~alseg.core.oracle.LabelsPending`) has not failed.
+    """
     tracker = Tracker(run_dir, names, options)
     try:
         tracker.start(records)
         yield tracker
+    except LabelsPending:
+        tracker.close(failed=False)
+        raise
     except BaseException:
         tracker.close(failed=True)
         raise

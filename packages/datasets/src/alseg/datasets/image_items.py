@@ -28,6 +28,7 @@ class ImageReader:
 
     Attributes:
         pseudo_labels: Item id → pseudo label ``uint8 [H, W]``.
+        oracle_labels: Item id → label an oracle supplied (a person's), ``uint8 [H, W]``; training items carry it.
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class ImageReader:
         self.decoded, self.normalizer = decoded, normalizer
         self.num_classes = len(class_names)
         self.pseudo_labels: dict[str, np.ndarray] = {}
+        self.oracle_labels: dict[str, np.ndarray] = {}
 
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item dictionary of ``item_id`` for a dataset of the given role (see the module doc)."""
@@ -48,7 +50,8 @@ class ImageReader:
         if role == "pool":
             return item
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        item["label"] = self.ground_truth(item_id) if pseudo is None else _target(pseudo)
+        stored = self.oracle_labels.get(item_id) if pseudo is None and role == "train" else pseudo
+        item["label"] = self.ground_truth(item_id) if stored is None else _target(stored)
         if role == "train":
             item["pseudo_labeled"] = pseudo is not None
         return item
@@ -70,13 +73,17 @@ class ImageReader:
         shape = (1, *self.decoded[item_id].label.shape)
         return check_label_array(item_id, label, shape, False, self.num_classes)[0]
 
+    def has_ground_truth(self, item_id: str) -> bool:
+        """Whether the image has a ground-truth mask (always: image folders pair every image with a mask)."""
+        return True
+
     def has_foreground(self, item_id: str) -> bool:
-        """Whether the item's ground truth has a pixel of a class other than 0 (analysis only)."""
-        return bool(_foreground(self.decoded[item_id].label).any())
+        """Whether the item's label (an oracle's, else the ground truth) has a pixel of a class other than 0."""
+        return bool(_foreground(self.oracle_labels.get(item_id, self.decoded[item_id].label)).any())
 
     def annotation_cost(self, item_id: str) -> dict[str, int]:
         """What labelling one image costs: 1 item, 1 slice, its pixels and its ground-truth pixels of classes > 0."""
-        label = self.decoded[item_id].label
+        label = self.oracle_labels.get(item_id, self.decoded[item_id].label)
         return {"items": 1, "slices": 1, "voxels": int(label.size), "foreground_voxels": int(_foreground(label).sum())}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from alseg.core.errors import PluginError
 from alseg.datasets.cache import CaseMeta, VolumeCache
 from alseg.datasets.item_source import ItemSource, Role, check_label_array
 from alseg.datasets.items import parse_item_id, read_item_image, read_item_label
@@ -43,6 +44,9 @@ class ItemReader:
     Attributes:
         pseudo_labels: Item id → pseudo label in the cache's target format (``uint8 [R, *spatial]``
             or ``uint8 [*spatial]``).
+        oracle_labels: Item id → a label an oracle supplied (a person's), in the same format. Training items carry
+            it instead of the ground truth; the cost and foreground of the item are counted in it. Items of cases
+            without ground truth (``has_label`` false) can only be labelled this way.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class ItemReader:
         self.cache, self.metas, self.axis, self.normalizer = cache, metas, axis, normalizer
         self.num_classes, self.multilabel = len(class_names), multilabel
         self.pseudo_labels: dict[str, np.ndarray] = {}
+        self.oracle_labels: dict[str, np.ndarray] = {}
 
     def _in_plane(self, values: Sequence) -> tuple:
         """The per-axis values of the two in-plane axes of a slice."""
@@ -69,9 +74,32 @@ class ItemReader:
         shape = self.metas[case_id].shape
         return (channels, *(shape if slice_index is None else self._in_plane(shape)))
 
+    def has_ground_truth(self, item_id: str) -> bool:
+        """Whether the item's case has a ground-truth label (cases of ``unlabeled_images`` have none)."""
+        return self.metas[parse_item_id(item_id)[0]].has_label
+
+    def _label(self, item_id: str) -> np.ndarray:
+        """The oracle's label of the item if it has one, else its ground truth, in the cache's format.
+
+        Raises:
+            PluginError: Neither exists (a case without ground truth that no oracle labelled).
+        """
+        supplied = self.oracle_labels.get(item_id)
+        if supplied is not None:
+            return supplied
+        if not self.has_ground_truth(item_id):
+            raise PluginError(
+                f"Item {item_id!r}: its case has no ground truth and no oracle labelled it (it needs a person: "
+                "--oracle folder)."
+            )
+        return read_item_label(self.cache, item_id, self.axis)
+
     def has_foreground(self, item_id: str) -> bool:
-        """Whether the item's ground truth has foreground, from cached metadata (analysis only)."""
+        """Whether the item's label (an oracle's, else the ground truth) has foreground (analysis only)."""
         case_id, slice_index = parse_item_id(item_id)
+        if item_id in self.oracle_labels or not self.has_ground_truth(item_id):
+            label = self._label(item_id)
+            return bool((label.any(0) if self.multilabel else label > 0).any())
         slices = self.metas[case_id].foreground_slices[self.axis]
         return bool(slices) if slice_index is None else slice_index in slices
 
@@ -81,7 +109,7 @@ class ItemReader:
         The foreground voxels are counted in the ground truth (any region or class but background).
         """
         case_id, slice_index = parse_item_id(item_id)
-        label = read_item_label(self.cache, item_id, self.axis)
+        label = self._label(item_id)
         foreground = label.any(0) if self.multilabel else label > 0
         return {
             "items": 1,
@@ -91,7 +119,13 @@ class ItemReader:
         }
 
     def ground_truth(self, item_id: str) -> torch.Tensor:
-        """The item's ground-truth ``label`` (never its pseudo label), as a training item would carry it."""
+        """The item's ground-truth ``label`` (never its pseudo label), as a training item would carry it.
+
+        Raises:
+            PluginError: The item's case has no ground truth.
+        """
+        if not self.has_ground_truth(item_id):
+            raise PluginError(f"Item {item_id!r}: its case has no ground truth.")
         return self._target(read_item_label(self.cache, item_id, self.axis))
 
     def metadata(self, item_id: str) -> dict[str, Any]:
@@ -121,7 +155,7 @@ class ItemReader:
         if role == "pool":
             return item
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        item["label"] = self._target(read_item_label(self.cache, item_id, self.axis) if pseudo is None else pseudo)
+        item["label"] = self._target(self._label(item_id) if pseudo is None else pseudo)
         if role == "train":
             item["pseudo_labeled"] = pseudo is not None
         return item

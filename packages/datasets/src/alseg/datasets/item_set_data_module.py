@@ -49,20 +49,32 @@ class ItemSetDataModule(ActiveLearningDataModule):
         sets = self._item_sets()
         return ItemDataset(sets.reader, sets.pool, "pool")
 
-    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
+    def label_items(
+        self, ids: list[str], pseudo_labels: dict[str, Any] | None = None, labels: dict[str, Any] | None = None
+    ) -> None:
         """Moves ``ids`` and the keys of ``pseudo_labels`` from the pool to the end of the training set.
 
         Args:
-            ids: Pool item ids to label with their ground truth.
+            ids: Pool item ids to label with their ground truth (or with ``labels``).
             pseudo_labels: Pool item id → label shaped like the item's ``label`` (``[R, *spatial]``
                 0/1 values, or ``[1, *spatial]`` class indices), used instead of the ground truth
                 and flagged ``pseudo_labeled``.
+            labels: The oracle's label of every id of ``ids`` (a person's, :mod:`alseg.core.oracle`), shaped like
+                the item's ``label``; training items carry it instead of the ground truth.
 
         Raises:
-            PluginError: An id is not in the pool (unknown or already labelled) or named twice, or
-                a pseudo label has the wrong shape or values. Nothing is moved then.
+            PluginError: An id is not in the pool (unknown or already labelled) or named twice, ``labels`` does not
+                cover exactly ``ids``, or a label has the wrong shape or values. Nothing is moved then.
         """
-        self._item_sets().label(list(ids), pseudo_labels or {})
+        self._item_sets().label(list(ids), pseudo_labels or {}, labels)
+
+    def ids_without_ground_truth(self, ids: list[str]) -> list[str]:
+        """The ids among ``ids`` whose case has no ground truth (e.g. of ``unlabeled_images``).
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        return self._item_sets().without_ground_truth(list(ids))
 
     def unlabeled_ids(self) -> list[str]:
         """The pool's ids in loader order, without loading items."""

@@ -27,12 +27,17 @@ class ItemSets:
         self.reader, self.owner = reader, owner
         self.train, self.pool, self.val, self.test = train, pool, val, test
 
-    def label(self, ids: list[str], pseudo_labels: dict[str, Any]) -> None:
+    def label(self, ids: list[str], pseudo_labels: dict[str, Any], labels: dict[str, Any] | None = None) -> None:
         """Moves ``ids`` and the keys of ``pseudo_labels`` from the pool to the end of the training set.
 
+        Args:
+            ids: Pool ids labelled by the oracle: with ``labels`` if given, else with their ground truth.
+            pseudo_labels: Pool id → pseudo label.
+            labels: The oracle's label of every id of ``ids`` (a person's), or None.
+
         Raises:
-            PluginError: An id is named twice or is not in the pool (unknown or already labelled),
-                or a pseudo label has the wrong shape or values. Nothing is moved then.
+            PluginError: An id is named twice or is not in the pool (unknown or already labelled), ``labels`` does
+                not cover exactly ``ids``, or a label has the wrong shape or values. Nothing is moved then.
         """
         requested = [*ids, *pseudo_labels]
         twice = sorted(i for i, n in Counter(requested).items() if n > 1)
@@ -47,8 +52,13 @@ class ItemSets:
                 f"{self.owner}.label_items: ids not in the unlabelled pool: {missing[:10]} "
                 f"({already} of them already labelled, the others unknown)."
             )
+        if labels is not None and set(labels) != set(ids):
+            odd = sorted(set(labels) ^ set(ids))[:10]
+            raise PluginError(f"{self.owner}.label_items: labels must be given for exactly the ids; differ in {odd}.")
         checked = {i: self.reader.check_pseudo_label(i, label) for i, label in pseudo_labels.items()}
+        supplied = {i: self.reader.check_pseudo_label(i, label) for i, label in (labels or {}).items()}
         self.reader.pseudo_labels.update(checked)
+        self.reader.oracle_labels.update(supplied)
         moved = set(requested)
         self.pool[:] = [i for i in self.pool if i not in moved]
         self.train.extend(requested)
@@ -61,6 +71,15 @@ class ItemSets:
         """
         self._check_known(ids, "items_with_foreground")
         return [self.reader.has_foreground(i) for i in ids]
+
+    def without_ground_truth(self, ids: list[str]) -> list[str]:
+        """The ids among ``ids`` whose case has no ground truth.
+
+        Raises:
+            PluginError: An id is in none of the sets.
+        """
+        self._check_known(ids, "ids_without_ground_truth")
+        return [i for i in ids if not self.reader.has_ground_truth(i)]
 
     def ground_truth(self, ids: list[str]) -> dict[str, torch.Tensor]:
         """The ground-truth label of each id (the simulated oracle's answer; analysis only).

@@ -21,9 +21,12 @@ class ItemSource(Protocol):
 
     Attributes:
         pseudo_labels: Item id → pseudo label as returned by :meth:`check_pseudo_label`.
+        oracle_labels: Item id → a label an oracle supplied (a person's), in the same format; a training item carries
+            it instead of the ground truth, and costs and foreground are counted in it.
     """
 
     pseudo_labels: dict[str, np.ndarray]
+    oracle_labels: dict[str, np.ndarray]
 
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item dictionary of ``item_id`` for a dataset of the given role."""
@@ -33,8 +36,12 @@ class ItemSource(Protocol):
         """A pseudo label shaped like the item's ``label``, checked and in the stored format."""
         ...
 
+    def has_ground_truth(self, item_id: str) -> bool:
+        """Whether the item's case has a ground-truth label (else only an oracle that asks a person can label it)."""
+        ...
+
     def has_foreground(self, item_id: str) -> bool:
-        """Whether the item's ground truth has foreground (analysis only)."""
+        """Whether the item's label (an oracle's, else the ground truth) has foreground (analysis only)."""
         ...
 
     def ground_truth(self, item_id: str) -> torch.Tensor:

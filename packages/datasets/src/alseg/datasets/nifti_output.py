@@ -71,11 +71,12 @@ class SourceGeometry:
         back = orientations.ornt_transform(orientations.axcodes2ornt("RAS"), self.orientation)
         return np.ascontiguousarray(orientations.apply_orientation(array, back))
 
-    def like_source(self, data: np.ndarray, description: str) -> nib.Nifti1Image:
+    def like_source(self, data: np.ndarray, description: str, affine: np.ndarray | None = None) -> nib.Nifti1Image:
         """A NIfTI image of ``data`` (file voxel order) with the source's affine and a copy of its header.
 
         The header keeps the source's qform and sform (and their codes), units and voxel sizes; its intensity
-        scaling, display range and intent are cleared (they describe the source's intensities).
+        scaling, display range and intent are cleared (they describe the source's intensities). ``affine`` replaces
+        the source's in both (e.g. the affine of one slice of the file, whose voxels are a part of the source's).
         """
         header = self.image.header.copy()
         header.set_data_dtype(data.dtype)
@@ -84,9 +85,12 @@ class SourceGeometry:
         header.set_intent("none")
         header["cal_min"], header["cal_max"] = 0, 0
         header["descrip"] = description.encode()[:79]
-        output = type(self.image)(data, self.image.affine, header)
-        output.set_qform(self.image.header.get_qform(), int(self.image.header["qform_code"]))
-        output.set_sform(self.image.header.get_sform(), int(self.image.header["sform_code"]))
+        output = type(self.image)(data, self.image.affine if affine is None else affine, header)
+        qform, sform = (
+            (self.image.header.get_qform(), self.image.header.get_sform()) if affine is None else (affine,) * 2
+        )
+        output.set_qform(qform, int(self.image.header["qform_code"]))
+        output.set_sform(sform, int(self.image.header["sform_code"]))
         return output
 
 

@@ -94,6 +94,10 @@ class VolumeDataModule(ItemSetDataModule):
             truth has foreground. This peeks at labels, hence off by default.
         skip_empty_slices: ``dim=2``: leave out slices whose image is all zero (outside the
             body), in every split; judged from the image only.
+        unlabeled_images: A folder of cases without labels, in the layout ``alseg-predict --images`` reads (a
+            BraTS folder; Decathlon-style 4D files): their items join the training pool, never the initial set,
+            validation or test. Only an oracle that asks a person (``--oracle folder``) labels them; the simulated
+            oracle refuses them (:meth:`ids_without_ground_truth`).
         normalization: ``"auto"`` (per channel from its modality name: CT channels ``"ct"``,
             others ``"nonzero_zscore"``), ``"ct"`` (clip to the 0.5-99.5 percentiles of the training
             cases' foreground, z-score with its mean and std) or ``"nonzero_zscore"`` (per case and
@@ -122,6 +126,7 @@ class VolumeDataModule(ItemSetDataModule):
         initial_training_set_size: int | None = None,
         initial_set_from_foreground_only: bool = False,
         skip_empty_slices: bool = True,
+        unlabeled_images: str | None = None,
         normalization: str = "auto",
         seed: int | None = None,
         cache_dir: str | None = None,
@@ -143,6 +148,8 @@ class VolumeDataModule(ItemSetDataModule):
         )
         self.initial_set_from_foreground_only = initial_set_from_foreground_only
         self.skip_empty_slices = skip_empty_slices
+        self.unlabeled_images = unlabeled_images
+        self._unlabeled_cases: list[Case] | None = None
         self.normalization = check_normalization(normalization)
         self.seed = 0 if seed is None else seed
         self.cache_root = cache_root(cache_dir)
@@ -161,6 +168,35 @@ class VolumeDataModule(ItemSetDataModule):
                 raise DataError(f"{type(self).__name__}: {self._source.data_dir} holds no labelled cases.")
         return self._source
 
+    def unlabeled_cases(self) -> list[Case]:
+        """The cases of ``unlabeled_images`` (none without it); found once, nothing decoded.
+
+        Raises:
+            DataError: The folder holds no images in the dataset's layout, or a case id of a labelled case.
+        """
+        if self._unlabeled_cases is None:
+            cases: list[Case] = []
+            if self.unlabeled_images is not None:
+                from alseg.datasets.prediction_cases import folder_cases  # it imports this module
+
+                cases = folder_cases(self, Path(self.unlabeled_images).expanduser())
+                clash = sorted({c.case_id for c in cases} & {c.case_id for c in self.source().cases})
+                if clash:
+                    raise DataError(
+                        f"unlabeled_images {self.unlabeled_images} holds cases that are also labelled cases of "
+                        f"{self.source().data_dir}: {clash[:10]}. Case ids must be unique."
+                    )
+            self._unlabeled_cases = cases
+        return self._unlabeled_cases
+
+    def case(self, case_id: str) -> Case:
+        """The files of a labelled or unlabelled case.
+
+        Raises:
+            KeyError: No such case.
+        """
+        return {c.case_id: c for c in (*self.source().cases, *self.unlabeled_cases())}[case_id]
+
     def _prepared(self) -> _Prepared:
         if self._prepared_state is None:
             self._prepared_state = self._prepare()
@@ -172,6 +208,10 @@ class VolumeDataModule(ItemSetDataModule):
         options = PreprocessOptions(source.cases[0].modalities, source.label_scheme)
         cache = VolumeCache(self.cache_root / "volumes" / f"{source.data_dir.name}-{folder}", options)
         metas = {meta.case_id: meta for meta in cache.ensure_all(source.cases, workers=self.num_workers)}
+        unlabeled_metas = {
+            meta.case_id: meta for meta in cache.ensure_all(self.unlabeled_cases(), workers=self.num_workers)
+        }
+        unlabeled = list(unlabeled_metas)
         patients = {case.case_id: case.patient_id for case in source.cases}
         split = split_cases(sorted(metas), **self.split_options, patients=patients)
         schemes = channel_schemes(self.normalization, options.modalities)
@@ -183,13 +223,15 @@ class VolumeDataModule(ItemSetDataModule):
             name: item_ids([metas[c] for c in cases], self.dim, self.axis, self.skip_empty_slices)
             for name, cases in (("train", split.train), ("val", split.val), ("test", split.test))
         }
-        self._check_pool_batch([metas[c].shape for c in split.train])
+        metas |= unlabeled_metas  # after the split: unlabelled cases are pool items only
+        self._check_pool_batch([metas[c].shape for c in (*split.train, *unlabeled)])
         candidates = ids["train"]
         if self.initial_set_from_foreground_only:
             candidates = [i for i in candidates if reader.has_foreground(i)]
         initial = choose_initial(candidates, self.initial_training_set_size, self.seed)
         chosen = set(initial)
         pool = [i for i in ids["train"] if i not in chosen]
+        pool += item_ids([metas[c] for c in unlabeled], self.dim, self.axis, self.skip_empty_slices)
         sets = ItemSets(reader, initial, pool, ids["val"], ids["test"], type(self).__name__)
         fingerprint = {
             "cases": {case_id: json.loads(meta.source) for case_id, meta in sorted(metas.items())},
@@ -198,6 +240,8 @@ class VolumeDataModule(ItemSetDataModule):
             "normalization": normalizer.description(),
             "items": {"dim": self.dim, "axis": self.axis, "skip_empty_slices": self.skip_empty_slices},
         }
+        if unlabeled:  # only then: fingerprints of runs without unlabelled cases stay as they were
+            fingerprint["unlabeled_cases"] = {c: json.loads(metas[c].source) for c in unlabeled}
         return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint))
 
     def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:

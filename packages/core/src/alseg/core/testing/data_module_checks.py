@@ -10,6 +10,7 @@ The checks need a pool of at least 2 items.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -173,6 +174,33 @@ def check_data_module_ground_truth(factory: DataModuleFactory) -> None:
         require(torch.equal(answer, item["label"]), f"ground_truth of {item['id']!r} differs from its training label")
 
 
+@contract_check
+def check_data_module_oracle_labels(factory: DataModuleFactory) -> None:
+    """Checks that ``label_items(ids, labels=...)`` trains on an oracle's labels, as oracle (not pseudo) labels."""
+    module, pool_ids = _set_up(factory)
+    takes = "labels" in inspect.signature(module.label_items).parameters
+    require(takes, "label_items(ids, pseudo_labels=None, labels=None) does not take the labels of an oracle")
+    target = pool_ids[0]
+    image = module.unlabeled_dataloader().dataset[0]["image"]  # the item of pool_ids[0]
+    channels = module.num_classes() if module.multi_label() else 1
+    supplied = torch.ones((channels, *image.shape[1:]), dtype=torch.uint8 if module.multi_label() else torch.long)
+    require(
+        raises(lambda: module.label_items([target], None, labels={pool_ids[1]: supplied})),
+        "labels of ids not being labelled are accepted",
+    )
+    pseudo, size = module.training_set_num_pseudo_labels(), module.training_set_size()
+    module.label_items([target], None, labels={target: supplied})
+    require(module.training_set_size() == size + 1 and target not in module.unlabeled_ids(), "the id was not moved")
+    require(module.training_set_num_pseudo_labels() == pseudo, "an oracle label was counted as a pseudo label")
+    labelled = module.labeled_dataloader().dataset
+    item = next(labelled[i] for i in range(len(labelled)) if labelled[i]["id"] == target)
+    require(
+        torch.equal(torch.as_tensor(item["label"]).long(), supplied.long()),
+        "the training item does not carry the supplied label (label_items ignored labels=)",
+    )
+    require(not item.get("pseudo_labeled", False), "an item labelled by the oracle is flagged pseudo_labeled")
+
+
 def data_module_checks(pseudo_labels: bool = True) -> tuple[DataModuleCheck, ...]:
     """Returns the data-module checks in the order :func:`check_data_module` runs them.
 
@@ -191,6 +219,7 @@ def data_module_checks(pseudo_labels: bool = True) -> tuple[DataModuleCheck, ...
         check_data_module_rejects_unknown_ids,
         check_data_module_item_metadata,
         check_data_module_ground_truth,
+        check_data_module_oracle_labels,
     )
     return (*checks, check_data_module_pseudo_labels) if pseudo_labels else checks
 

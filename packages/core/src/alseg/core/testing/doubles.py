@@ -151,6 +151,7 @@ class InMemoryDataModule(ActiveLearningDataModule):
         self.training_ids = [i for n, i in enumerate(candidates) if n in chosen]
         self.pool_ids = [i for n, i in enumerate(candidates) if n not in chosen]
         self.pseudo_labels: dict[str, torch.Tensor] = {}
+        self.oracle_labels: dict[str, torch.Tensor] = {}
 
     def item(self, item_id: str, with_label: bool) -> dict[str, Any]:
         """Returns one item; pool items (``with_label=False``) carry no label."""
@@ -165,7 +166,7 @@ class InMemoryDataModule(ActiveLearningDataModule):
         if with_label:
             label = self.pseudo_labels.get(item_id)
             item["pseudo_labeled"] = label is not None
-            item["label"] = label if label is not None else self._label(c, s)
+            item["label"] = label if label is not None else self.oracle_labels.get(item_id, self._label(c, s))
         return item
 
     @staticmethod
@@ -191,13 +192,19 @@ class InMemoryDataModule(ActiveLearningDataModule):
     def _create_unlabeled_set(self) -> Dataset:
         return _ItemsDataset(self, self.pool_ids, with_label=False)
 
-    def label_items(self, ids: list[str], pseudo_labels: dict[str, Any] | None = None) -> None:
-        """Moves ``ids`` (ground truth) and the keys of ``pseudo_labels`` from the pool to the training set."""
+    def label_items(
+        self, ids: list[str], pseudo_labels: dict[str, Any] | None = None, labels: dict[str, Any] | None = None
+    ) -> None:
+        """Moves ``ids`` (ground truth, or ``labels``) and the keys of ``pseudo_labels`` from the pool to training."""
         pseudo_labels = pseudo_labels or {}
         pool = set(self.pool_ids)
         unknown = [i for i in [*ids, *pseudo_labels] if i not in pool]
         if unknown:
             raise PluginError(f"label_items: ids not in the unlabelled pool: {unknown[:10]}.")
+        if labels is not None and set(labels) != set(ids):
+            raise PluginError(f"label_items: labels must be given for exactly the ids; got {sorted(labels)[:10]}.")
+        for item_id, label in (labels or {}).items():
+            self.oracle_labels[item_id] = torch.as_tensor(label)
         for item_id, label in pseudo_labels.items():
             self.pseudo_labels[item_id] = torch.as_tensor(label)
         moved = set(ids) | set(pseudo_labels)
