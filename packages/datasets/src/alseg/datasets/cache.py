@@ -23,7 +23,7 @@ written last and marks a complete entry.
 
 import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,10 +178,10 @@ class VolumeCache:
             ThreadPoolExecutor(max(1, workers), thread_name_prefix="alseg-cache") as pool,
             progress.bar(len(cases), "cases decoded or checked", unit="case") as bar,
         ):
-            metas = []
-            for meta in pool.map(self.ensure, cases):
-                metas.append(meta)
+            futures = [pool.submit(self.ensure, case) for case in cases]
+            for _ in as_completed(futures):  # every case ends, failed or not, before the first error is raised
                 bar.update()
+        metas = [future.result() for future in futures]
         if self.digests.hashed:
             self.digests.save()
         return metas
