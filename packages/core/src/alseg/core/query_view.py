@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import PluginError
+from alseg.core.patch_pool import PatchPool
 
 #: The query surface: the data-module methods a strategy may call (besides the view's own methods).
 QUERY_SURFACE = (
@@ -28,6 +29,8 @@ QUERY_SURFACE = (
     "multi_label",
     "num_classes",
     "data_channels",
+    "patch_pool",
+    "pool_case_dataloader",
 )
 
 
@@ -93,6 +96,18 @@ class QueryView:
     def data_channels(self) -> int:
         """Returns the number of input channels."""
         return self._module.data_channels()
+
+    def patch_pool(self) -> PatchPool | None:
+        """Returns the boxes of a patch pool and of the labelled set (geometry only), or None if items are not boxes."""
+        return self._module.patch_pool()
+
+    def pool_case_dataloader(self) -> DataLoader:
+        """Returns the whole volumes that hold pool boxes, one per batch, images only (never a label).
+
+        Raises:
+            PluginError: The data module's items are not boxes (:meth:`patch_pool` is None).
+        """
+        return _rewrap(self._module.pool_case_dataloader(), pool=True)
 
     def record(self, key: str, value: Any) -> None:
         """Adds a JSON-serialisable value to this round's ledger entry, under ``strategy_notes[key]``.
