@@ -71,6 +71,11 @@ class PatchOptions:
         check_max_overlap(max_overlap)
         return cls(size, step, float(max_overlap))
 
+    @property
+    def grid(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """``(patch_size, stride)``, the arguments of :func:`~alseg.datasets.patch_items.grid_boxes`."""
+        return self.patch_size, self.stride
+
     def check_fits(self, shapes: Mapping[str, Sequence[int]]) -> None:
         """Raises :class:`ConfigError` naming ``query_patch_size`` if the box is larger than a training volume."""
         for case_id, shape in sorted(shapes.items()):

@@ -10,12 +10,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from alseg.core.errors import ConfigError
 from alseg.core.patch_pool import Box, Coverage, PatchPool, select_boxes
+from alseg.datasets.item_datasets import ItemDataset
 from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.patch_items import parse_patch_id
-from alseg.datasets.patch_reader import PatchReader
+from alseg.datasets.patch_reader import PatchReader, PatchTrainingDataset
+from alseg.datasets.patches import PatchSampler
 
 
 def _boxes(ids: Sequence[str]) -> dict[str, Box]:
@@ -35,6 +38,8 @@ class PatchSets(ItemSets):
         initial_size: Boxes labelled at the start: a random order seeded by ``seed``, kept to the overlap rule.
         seed: Seed of the initial boxes.
     """
+
+    reader: PatchReader
 
     def __init__(
         self,
@@ -64,6 +69,16 @@ class PatchSets(ItemSets):
         coverage = Coverage(self.geometry.case_shapes, _boxes(self.train).values())
         limit = self.geometry.max_overlap
         self.pool[:] = [i for i, box in _boxes(self.pool).items() if coverage.overlap(box) <= limit]
+
+    def training_set(self, patches: PatchSampler | None) -> Dataset:
+        """Training patches centred in labelled boxes (:class:`~alseg.datasets.patch_reader.PatchTrainingDataset`)."""
+        assert patches is not None, "the patch unit is 3D, so the data module samples training patches"
+        return PatchTrainingDataset(self.reader, self.train, patches)
+
+    def pool_cases(self) -> Dataset:
+        """The whole training volumes that hold pool boxes, in case-id order, as pool items (no label)."""
+        cases = sorted({box.case_id for box in _boxes(self.pool).values()})
+        return ItemDataset(self.reader.volumes, cases, "pool")
 
     def patch_pool(self) -> PatchPool:
         """The pool's boxes, the labelled boxes and the geometry (no label)."""

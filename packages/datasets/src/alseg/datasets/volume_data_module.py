@@ -11,10 +11,9 @@ from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from alseg.core.errors import ConfigError, DataError
-from alseg.core.patch_pool import PatchPool
 from alseg.datasets.cache import PreprocessOptions, VolumeCache
 from alseg.datasets.cases import Case
 from alseg.datasets.fingerprints import json_digest
@@ -26,7 +25,7 @@ from alseg.datasets.labels import LabelScheme
 from alseg.datasets.normalization import Normalizer, channel_schemes, check_normalization, fit_normalizer
 from alseg.datasets.patch_items import format_patch_id, grid_boxes
 from alseg.datasets.patch_options import PatchOptions, resolve_unit
-from alseg.datasets.patch_reader import PatchReader, PatchTrainingDataset
+from alseg.datasets.patch_reader import PatchReader
 from alseg.datasets.patch_sets import PatchSets
 from alseg.datasets.patches import PatchSampler
 from alseg.datasets.splits import CaseSplit, choose_initial, split_cases
@@ -247,13 +246,17 @@ class VolumeDataModule(ItemSetDataModule):
         """Box items: the grid of candidate boxes of every training case, a seeded initial set of them."""
         options = self.patch_options
         options.check_fits(shapes)
-        boxes = [grid_boxes(c, shape, options.patch_size, options.stride) for c, shape in shapes.items()]
-        candidates = [format_patch_id(box) for case_boxes in boxes for box in case_boxes]
+        candidates = [format_patch_id(b) for c, shape in shapes.items() for b in grid_boxes(c, shape, *options.grid)]
         geometry = options.geometry(self.patch_size, shapes)
-        patch_reader = PatchReader(reader, [])
-        name = type(self).__name__
         return PatchSets(
-            patch_reader, candidates, ids["val"], ids["test"], name, geometry, self.initial_training_set_size, self.seed
+            PatchReader(reader, []),
+            candidates,
+            ids["val"],
+            ids["test"],
+            type(self).__name__,
+            geometry,
+            self.initial_training_set_size,
+            self.seed,
         )
 
     def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:
@@ -330,31 +333,6 @@ class VolumeDataModule(ItemSetDataModule):
         """Test loader; one volume per batch for ``dim=3``."""
         return self._loader("test", self.batch_size if self.dim == 2 else 1, shuffle=False)
 
-    def _create_training_set(self) -> Dataset:
-        sets = self._prepared().sets
-        if isinstance(sets, PatchSets):
-            assert self.patches is not None  # the patch unit is 3D
-            return PatchTrainingDataset(sets.reader, sets.train, self.patches)
-        return super()._create_training_set()
-
-    def patch_pool(self) -> PatchPool | None:
-        """The boxes of the pool and of the labelled set (``annotation_unit="patch"``), else None; no label."""
-        sets = self._prepared().sets
-        return sets.patch_pool() if isinstance(sets, PatchSets) else None
-
-    def pool_case_dataloader(self) -> DataLoader:
-        """The whole training volumes that hold pool boxes, one per batch, without labels (``annotation_unit="patch"``).
-
-        Raises:
-            PluginError: The annotation unit is not ``patch``.
-        """
-        pool = self.patch_pool()
-        if pool is None:
-            return super().pool_case_dataloader()
-        cases = sorted({box.case_id for box in pool.pool.values()})
-        dataset = ItemDataset(self._prepared().sets.reader.volumes, cases, "pool")
-        return DataLoader(dataset, 1, num_workers=self.num_workers, pin_memory=self.pin_memory)
-
     def annotation_cost(self, ids: list[str]) -> dict[str, int | float]:
         """Items, slices, voxels and foreground voxels; ``new_voxels`` and the ``labelled_fraction`` they add.
 
@@ -368,5 +346,6 @@ class VolumeDataModule(ItemSetDataModule):
         cost: dict[str, int | float] = dict(super().annotation_cost(ids))
         prepared = self._prepared()
         sets = prepared.sets
-        new = sets.new_voxels(ids) if isinstance(sets, PatchSets) else int(cost["voxels"])
+        new = sets.new_voxels(ids)
+        new = int(cost["voxels"]) if new is None else new
         return cost | {"new_voxels": new, "labelled_fraction": new / prepared.training_voxels}
