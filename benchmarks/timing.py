@@ -15,3 +15,20 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating_minimum_seconds(runs: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Returns the minimum wall time of each of ``runs`` over ``repeats`` rounds that call them in turn (A, B, A, B …).
+
+    On a machine that other processes share, the minimum of alternating calls estimates each run's own cost better
+    than the median: load from elsewhere only ever adds time, and alternation spreads it over all runs.
+    """
+    for run in runs:
+        run()
+    best = [float("inf")] * len(runs)
+    for _ in range(repeats):
+        for index, run in enumerate(runs):
+            start = time.perf_counter()
+            run()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best

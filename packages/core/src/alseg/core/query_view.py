@@ -1,8 +1,9 @@
 """What a strategy sees of the data module: the documented query surface, and nothing that reaches a pool label.
 
 The pipeline hands every strategy a :class:`QueryView` as its ``data_module`` argument. The view streams the pool
-(images and metadata, never labels), tells sizes, ids and class names, and lets the strategy add values to its
-round's ledger entry. Ground truth of pool items is available to oracle-informed baselines through one explicit call,
+(images and metadata, never labels), tells sizes, ids and class names, describes patch pools (boxes and whole pool
+volumes, geometry and images only), and lets the strategy add values to its round's ledger entry. Ground truth of
+pool items is available to oracle-informed baselines through one explicit call,
 :meth:`QueryView.ground_truth_foreground`, and the ledger records every id it revealed.
 """
 
