@@ -2,6 +2,9 @@
 scores equal the mean of their voxel scores; the overlap rule; resumed runs select the same boxes."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +116,15 @@ def test_a_2d_model_on_patches_is_one_config_error():
 
     with pytest.raises(ConfigError, match="'patch' needs a 3D model"):
         score_boxes(Flat(), QueryView.__new__(QueryView), _pool(0.0), lambda p, m: p)
+
+
+@pytest.mark.slow
+def test_distributed_patch_selection_equals_single_process(tmp_path, brats_dir):
+    worker = Path(__file__).with_name("patch_ddp_worker.py")
+    single, ddp = tmp_path / "single.json", tmp_path / "ddp.json"
+    for out, world in ((single, "1"), (ddp, "2")):
+        command = [sys.executable, str(worker), str(out), world, str(brats_dir), str(tmp_path / "cache")]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    selections = json.loads(single.read_text())
+    assert json.loads(ddp.read_text()) == selections and all(len(ids) == 4 for ids in selections.values())
