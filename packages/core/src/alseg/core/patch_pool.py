@@ -8,6 +8,7 @@ the *overlap* of a box is the fraction of its voxels that already-labelled or al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class Box:
     @property
     def voxels(self) -> int:
         """The number of voxels in the box."""
-        return int(torch.tensor(self.size).prod())
+        return math.prod(self.size)
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,33 @@ any that labelled boxes or boxes picked before it cover by more than the pool's 
 """
 
 import dataclasses
+from typing import Protocol
 
 import torch
+from torch import Tensor
 
 from alseg.core.errors import ConfigError
+from alseg.core.model import PytorchModel
 from alseg.core.patch_pool import PatchPool, select_boxes
 from alseg.core.query_view import QueryView
 from alseg.strategies.patch_scores import score_boxes
 from alseg.strategies.selection import power_sample, tie_break_order, tied_picks, top_k
+
+
+class ScoreStrategy(Protocol):
+    """What a patch query needs of a score-based strategy (e.g. :class:`~alseg.strategies.entropy.EntropyStrategy`).
+
+    Attributes:
+        mc_samples: MC-dropout samples per window, or None.
+        power: Power-sampling exponent, or None for top-k.
+    """
+
+    mc_samples: int | None
+    power: float | None
+
+    def voxel_scores(self, probabilities: Tensor, multi_label: bool) -> Tensor:
+        """Per-voxel scores ``[B, *S]`` of probabilities ``[B, C, *S]`` (``[K, B, C, *S]`` with MC samples)."""
+        ...
 
 
 def check_patch_reduction(
@@ -29,8 +48,8 @@ def check_patch_reduction(
 
 
 def query_scored_patches(
-    strategy,  # an UncertaintyStrategy: voxel_scores, mc_samples, power (not annotated: a circular import)
-    model,
+    strategy: ScoreStrategy,
+    model: PytorchModel,
     data_module: QueryView,
     pool: PatchPool,
     k: int,
