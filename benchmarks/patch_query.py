@@ -4,22 +4,26 @@ Builds the synthetic BraTS-like data (3D, ``annotation_unit: patch``) and the re
 case:
 
 * a bare pass: the pool-case loader and MONAI's ``sliding_window_inference`` of ``predict_step`` (softmax or sigmoid
-  probabilities, stitched) over the case under ``inference_mode``, with no scoring;
+  probabilities, stitched) over the case under ``inference_mode``, with no scoring (T passes: with MC dropout);
 * an entropy query: the whole ``select_items_to_label`` of entropy on the patch pool (sliding-window voxel scores,
   box means by ``avg_pool3d``, ranking and greedy selection under the overlap rule).
 
 Prints both per case and their ratio (target <= 1.15); ``--bald T`` adds BALD with T MC samples against T bare
-passes. Bare pass and query run in turn ``--repeats`` times and each timing is the minimum (on a shared machine load
-from other processes only adds time). Usage: ``uv run python benchmarks/patch_query.py [--repeats 6] [--bald 5]``.
+passes. Bare pass and query run in turn ``--repeats`` times and each timing is the minimum, in CPU seconds of this
+process by default (``--clock wall`` for wall time): on a shared machine load from other processes only adds time.
+Usage: ``uv run python benchmarks/patch_query.py [--repeats 6] [--bald 5]``.
 """
 
 import argparse
 import tempfile
+import time
+from contextlib import nullcontext
 
 import torch
 from monai.inferers import sliding_window_inference
 from timing import alternating_minimum_seconds
 
+from alseg.core.mc_dropout import mc_dropout
 from alseg.core.query_view import QueryView
 from alseg.datasets.brats import BraTSDataModule
 from alseg.models.unet import UNet
@@ -28,9 +32,12 @@ from alseg.strategies.entropy import EntropyStrategy
 
 
 def bare_passes(model: UNet, view: QueryView, window: tuple[int, ...], passes: int) -> None:
-    """Runs ``passes`` sliding-window forward passes over every pool case, discarding the probabilities."""
+    """Runs ``passes`` sliding-window forward passes over every pool case, discarding the probabilities.
+
+    With ``passes > 1`` dropout samples (MC dropout), as BALD's passes must; one pass is deterministic, as entropy's.
+    """
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), mc_dropout(model) if passes > 1 else nullcontext():
         for batch in view.pool_case_dataloader():
             for _ in range(passes):
                 sliding_window_inference(
@@ -44,7 +51,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--bald", type=int, default=0, help="also time BALD with this many MC samples")
     parser.add_argument("--query_patch_size", type=int, nargs=3, default=[16, 16, 16])
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), default="cpu", help="CPU seconds of this process (default) or wall time"
+    )
     args = parser.parse_args()
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as cache:
         data = BraTSDataModule(
@@ -66,6 +77,7 @@ def main() -> None:
                     lambda: EntropyStrategy().select_items_to_label(model, view, 8),
                 ],
                 args.repeats,
+                clock,
             )
         )
         print(
@@ -85,6 +97,7 @@ def main() -> None:
                         lambda: bald.select_items_to_label(model, view, 8),
                     ],
                     args.repeats,
+                    clock,
                 )
             )
             print(

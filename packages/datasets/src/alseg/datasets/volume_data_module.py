@@ -319,7 +319,8 @@ class VolumeDataModule(ItemSetDataModule):
         """The training items in a fixed order, with ``pool_batch_size``; whole volumes for ``dim=3``.
 
         Unlike :meth:`train_dataloader`, items are not cropped to patches, so that their
-        embeddings compare with those of the pool's whole volumes.
+        embeddings compare with those of the pool's whole volumes. With ``annotation_unit="patch"`` they are the
+        labelled boxes with their labels, like the pool's box crops.
         """
         sets = self._prepared().sets
         dataset = ItemDataset(sets.reader, sets.train, "train")
