@@ -15,3 +15,23 @@ def median_seconds(run: Callable[[], object], repeats: int) -> float:
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating_minimum_seconds(
+    runs: list[Callable[[], object]], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Returns the minimum time of each of ``runs`` over ``repeats`` rounds that call them in turn (A, B, A, B …).
+
+    On a machine that other processes share, the minimum of alternating calls estimates each run's own cost better
+    than the median: load from elsewhere only ever adds time, and alternation spreads it over all runs. ``clock`` is
+    wall time by default; ``time.process_time`` (CPU seconds of this process, all threads) is steadier under load.
+    """
+    for run in runs:
+        run()
+    best = [float("inf")] * len(runs)
+    for _ in range(repeats):
+        for index, run in enumerate(runs):
+            start = clock()
+            run()
+            best[index] = min(best[index], clock() - start)
+    return best

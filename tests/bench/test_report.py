@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from alseg.bench import report
+from alseg.bench.curves import aubc
 from alseg.bench.ledgers import load_runs
 from alseg.bench.plots import plot_learning_curves, plot_penalty_matrices
 from alseg.bench.summary import summarise
@@ -373,3 +374,24 @@ def test_old_ledgers_still_report(tmp_path):
     figure = plot_learning_curves([group], "val/mean_dice", "random")
     assert len(figure.axes) == 1 and figure.axes[0].get_xlabel() == "labelled items (mean over seeds)"
     np.testing.assert_allclose(group.arms[0].cost["items"], [4, 6, 8])
+
+
+def test_the_budget_option_puts_another_cost_unit_under_the_aubc(tmp_path, capsys):
+    write_trusted_bench(tmp_path)
+    for ledger in tmp_path.glob("*/seed_*/rounds.jsonl"):  # patch-like costs: overlapping boxes count once
+        lines = [json.loads(line) for line in ledger.read_text().splitlines()]
+        for line in lines:
+            cost = line["annotation_cost"]
+            cost["new_voxels"] = cost["voxels"] - 100 * line["round"] ** 2
+            cost["labelled_fraction"] = cost["new_voxels"] / 10_000
+        ledger.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report.main([str(tmp_path), "--budget", "labelled_fraction"])
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| AUBC (labelled_fraction) |" in markdown and "AUBC over: labelled_fraction." in markdown
+    assert "new_voxels, labelled_fraction" in markdown  # both drawn as learning-curve panels
+    groups = summarise(load_runs(tmp_path), "test/mean_dice", "random", "new_voxels")
+    run = next(r for r in load_runs(tmp_path) if r.strategy == "random" and r.seed == 0)  # arms[0]: the reference
+    assert groups[0].arms[0].aubc[0] == pytest.approx(aubc(run.cost("new_voxels", 4), run.metric("test/mean_dice", 4)))
+    with pytest.raises(SystemExit):
+        report.main([str(tmp_path), "--budget", "nope"])
+    assert "The budget unit 'nope' is not recorded" in capsys.readouterr().err

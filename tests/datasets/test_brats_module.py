@@ -163,6 +163,8 @@ def test_annotation_cost_counts_slices_voxels_and_ground_truth_foreground(make, 
         "slices": 7,
         "voxels": 7 * 16 * 16,
         "foreground_voxels": foreground,
+        "new_voxels": 7 * 16 * 16,  # slices never overlap
+        "labelled_fraction": 7 * 16 * 16 / (len(slices.split.train) * 16 * 16 * 8),
     }
     case = volumes.unlabeled_ids()[0]
     regions = read_item_label(volumes.volume_cache, case)

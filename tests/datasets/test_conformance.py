@@ -61,6 +61,20 @@ def make(name: str, dim: int):
     )
 
 
+def make_patches(name: str):
+    """A new volume data module whose items are 8 x 8 x 4 boxes (a tiling of each training volume)."""
+    cache = ROOT[-1] / f"{name}-cache"
+    return VOLUMES[name][0](
+        data_dir=str(cases(name)),
+        cache_dir=str(cache),
+        dim=3,
+        annotation_unit="patch",
+        query_patch_size=(8, 8, 4),
+        patch_size=(8, 8, 8),
+        initial_training_set_size=2,
+    )
+
+
 def make_2d(name: str):
     """A new 2D image data module over the shared synthetic tiles."""
     module, options = IMAGES[name]
@@ -74,6 +88,7 @@ def test_every_registered_data_module_is_checked():
 @parametrize_with_checks(
     *(DataModuleTarget(partial(make, name, dim), name=f"{name}-{dim}d") for name in sorted(VOLUMES) for dim in (2, 3)),
     *(DataModuleTarget(partial(make_2d, name), name=name) for name in sorted(IMAGES)),
+    *(DataModuleTarget(partial(make_patches, name), name=f"{name}-patches") for name in sorted(VOLUMES)),
 )
 def test_conformance_kit(check):
     check()

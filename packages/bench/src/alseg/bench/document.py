@@ -122,7 +122,7 @@ def _group_blocks(group: GroupSummary, metric: str, baselines: tuple[str, str]) 
     notes = [
         f"Rounds 0-{group.rounds - 1} (the first {group.rounds} that every run here completed): {first:g} -> {last:g} "
         f"labelled items of {group.pool_size} ({first / group.pool_size:.1%} -> {last / group.pool_size:.1%}). "
-        f"Learning curves against: {', '.join(group.cost_units)}."
+        f"Learning curves against: {', '.join(group.cost_units)}. AUBC over: {group.budget}."
     ]
     if group.truncated:
         notes.append(f"Runs cut to these rounds: {', '.join(group.truncated)}.")

@@ -21,7 +21,7 @@ AUTO_METRIC = "auto"
 #: What :data:`AUTO_METRIC` resolves to: the held-out test metric where every round recorded it, else validation.
 TEST_METRIC, VALIDATION_METRIC = "test/mean_dice", "val/mean_dice"
 #: Annotation-cost units in the order figures show them; other units a data module counts come after, sorted.
-COST_UNITS = ("items", "slices", "voxels", "foreground_voxels")
+COST_UNITS = ("items", "slices", "voxels", "new_voxels", "labelled_fraction", "foreground_voxels")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ COST_LABELS = {
     "items": "labelled items",
     "slices": "annotated slices",
     "voxels": "annotated voxels",
+    "new_voxels": "annotated voxels, overlaps counted once",
+    "labelled_fraction": "labelled fraction of the training volumes",
     "foreground_voxels": "annotated foreground voxels",
 }
 

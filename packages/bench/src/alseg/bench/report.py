@@ -47,9 +47,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=DEFAULT_FOREGROUND_BASELINE,
         help="The foreground-aware baseline of the verdicts (default %(default)s).",
     )
+    parser.add_argument(
+        "--budget",
+        default="items",
+        help="The annotation-cost unit of the AUBC's x axis: items (default), slices, voxels, new_voxels, "
+        "labelled_fraction, ... (any unit every ledger records).",
+    )
     args = parser.parse_args(argv)
     try:
-        paths = write_report(args.bench_dir, args.metric, args.reference, args.foreground_baseline)
+        paths = write_report(args.bench_dir, args.metric, args.reference, args.foreground_baseline, args.budget)
     except AlsegError as error:
         print(f"alseg-report: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -61,6 +67,7 @@ def write_report(
     metric: str = DEFAULT_METRIC,
     reference: str = DEFAULT_REFERENCE,
     foreground_baseline: str = DEFAULT_FOREGROUND_BASELINE,
+    budget: str = "items",
 ) -> list[Path]:
     """Writes the figures, ``report.md``, ``report.html`` and ``results.csv`` (:data:`FILES`); returns their paths.
 
@@ -76,7 +83,7 @@ def write_report(
         check_metric(runs, reported)
     except ConfigError as error:
         raise ConfigError(f"{error} Choose one with --metric.") from error
-    groups = summarise(runs, reported, reference)
+    groups = summarise(runs, reported, reference, budget)
     paths = [bench_dir / name for name in FILES]
     plot_learning_curves(groups, reported, reference).savefig(paths[0], dpi=120)
     plot_penalty_matrices(groups).savefig(paths[1], dpi=120)

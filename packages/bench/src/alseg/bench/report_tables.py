@@ -20,7 +20,16 @@ _VERDICTS = {1: "better", -1: "worse", 0: "no significant difference"}
 
 def results_table(group: GroupSummary, metric: str) -> Table:
     """Returns final metric, AUBC and the paired differences to the reference of every strategy."""
-    header = ["strategy", "seeds", f"final {metric}", "AUBC (items)", "Δ final", "Δ AUBC", "W/T/L (AUBC)", "p (AUBC)"]
+    header = [
+        "strategy",
+        "seeds",
+        f"final {metric}",
+        f"AUBC ({group.budget})",
+        "Δ final",
+        "Δ AUBC",
+        "W/T/L (AUBC)",
+        "p (AUBC)",
+    ]
     rows = [
         [arm.label, str(len(arm.seeds)), _pm(arm.final), _pm(arm.aubc), _delta(arm.final_vs_reference), *_vs(arm)]
         for arm in group.arms

@@ -20,6 +20,7 @@ import numpy as np
 from alseg.bench.curves import Curve, PairedComparison, aubc, mean_curve, mean_std, paired_comparison
 from alseg.bench.ledgers import COST_UNITS, Run
 from alseg.bench.statistics import PenaltyMatrix, Ranking, bootstrap_ranking, penalty_matrix
+from alseg.core.errors import ConfigError
 from alseg.core.metrics import lower_is_better
 from alseg.core.round_record import RoundRecord
 
@@ -87,6 +88,8 @@ class GroupSummary:
         cost_units: Annotation-cost units every run of the group recorded, ``items`` first; a unit that is a constant
             multiple of ``items`` in every run (slices of 2D slice items, their voxels) is left out: same curve.
         penalty: The pairwise penalty matrix of the arms (in the order of ``arms``) over the query rounds.
+        budget: The annotation-cost unit the AUBC integrates over (``items`` by default; e.g. ``new_voxels`` or
+            ``labelled_fraction`` to compare slice, volume and patch units at equal annotation cost).
         ranking: The bootstrap ranking of the arms by AUBC over the seeds every arm ran, or None with fewer than
             :data:`MIN_SEEDS_FOR_RANKING` of them.
         ranking_seeds: The seeds every arm ran.
@@ -101,14 +104,35 @@ class GroupSummary:
     truncated: tuple[str, ...]
     cost_units: tuple[str, ...]
     penalty: PenaltyMatrix
+    budget: str
     ranking: Ranking | None
     ranking_seeds: tuple[int, ...]
     higher_is_better: bool = True
 
 
-def summarise(runs: list[Run], metric: str, reference: str) -> list[GroupSummary]:
-    """Returns one summary per override group of ``runs`` (sorted by override, strategy and seed)."""
-    return [_group(override, list(group), metric, reference) for override, group in groupby(runs, lambda r: r.override)]
+def summarise(runs: list[Run], metric: str, reference: str, budget: str = "items") -> list[GroupSummary]:
+    """Returns one summary per override group of ``runs`` (sorted by override, strategy and seed).
+
+    Args:
+        runs: The runs.
+        metric: The ledger metric of the curves.
+        reference: The reference strategy of the paired comparisons.
+        budget: The cost unit of the AUBC's x axis (:meth:`~alseg.bench.ledgers.Run.cost`).
+
+    Raises:
+        ConfigError: A run did not record the ``budget`` unit in every round.
+    """
+    lacking = sorted(run.name for run in runs if budget not in run.cost_units())
+    if lacking:
+        known = sorted(set.intersection(*(run.cost_units() for run in runs)))
+        raise ConfigError(
+            f"The budget unit {budget!r} is not recorded in every round of {', '.join(lacking[:5])}. "
+            f"Available: {', '.join(known)}."
+        )
+    return [
+        _group(override, list(group), metric, reference, budget)
+        for override, group in groupby(runs, lambda r: r.override)
+    ]
 
 
 def paired(
@@ -125,12 +149,12 @@ def paired(
     )
 
 
-def _group(override: str | None, runs: list[Run], metric: str, reference: str) -> GroupSummary:
+def _group(override: str | None, runs: list[Run], metric: str, reference: str, budget: str) -> GroupSummary:
     rounds = min(len(run.records) for run in runs)
     units = _cost_units(runs, rounds)
     strategies = {name: list(arm) for name, arm in groupby(runs, key=lambda run: run.strategy)}
     order = sorted(strategies, key=lambda name: (name != reference, name))
-    arms = [_arm(strategies[name], metric, rounds, units) for name in order]
+    arms = [_arm(strategies[name], metric, rounds, units, budget) for name in order]
     better = not lower_is_better(metric)
     if order[0] == reference:
         ref = arms[0]
@@ -158,11 +182,13 @@ def _group(override: str | None, runs: list[Run], metric: str, reference: str) -
         else None,
         ranking_seeds=tuple(common),
         higher_is_better=better,
+        budget=budget,
     )
 
 
-def _arm(runs: list[Run], metric: str, rounds: int, units: tuple[str, ...]) -> ArmSummary:
+def _arm(runs: list[Run], metric: str, rounds: int, units: tuple[str, ...], budget: str) -> ArmSummary:
     labelled = np.stack([run.num_labeled(rounds) for run in runs])
+    spent = np.stack([run.cost(budget, rounds) for run in runs])
     values = np.stack([run.metric(metric, rounds) for run in runs])
     return ArmSummary(
         strategy=runs[0].strategy,
@@ -172,7 +198,7 @@ def _arm(runs: list[Run], metric: str, rounds: int, units: tuple[str, ...]) -> A
         curve=mean_curve(labelled, values),
         cost={unit: np.stack([run.cost(unit, rounds) for run in runs]).mean(axis=0) for unit in units},
         final=values[:, -1],
-        aubc=np.array([aubc(x, y) for x, y in zip(labelled, values, strict=True)]),
+        aubc=np.array([aubc(x, y) for x, y in zip(spent, values, strict=True)]),
         final_vs_reference=None,
         aubc_vs_reference=None,
         foreground_share=_foreground_share(runs, rounds),

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from alseg.core import distributed
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.init_args import RecordsInitArgs
+from alseg.core.patch_pool import PatchPool
 
 
 class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
@@ -231,6 +232,25 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
             PluginError: An id is not an item of this data module.
         """
         return {"items": len(ids)}
+
+    def patch_pool(self) -> PatchPool | None:
+        """The boxes of a pool of patch items (geometry only, never a label), or None when items are not boxes.
+
+        A data module whose items are boxes inside volumes (``annotation_unit: patch``) returns a
+        :class:`~alseg.core.patch_pool.PatchPool`; patch-aware strategies then score the boxes on whole volumes
+        (:meth:`pool_case_dataloader`) and keep its overlap rule. The default has none.
+        """
+        return None
+
+    def pool_case_dataloader(self) -> DataLoader:
+        """The whole volumes that hold pool boxes, one per batch: ``image`` ``[1, C, *spatial]``, ``case_id``; no label.
+
+        Only data modules with a :meth:`patch_pool` provide it.
+
+        Raises:
+            PluginError: The data module's items are not boxes.
+        """
+        raise PluginError(f"{type(self).__name__} has no patch pool, so no pool_case_dataloader().")
 
     def has_validation_set(self) -> bool:
         """Returns True if the module provides a validation set."""

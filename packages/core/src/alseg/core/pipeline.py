@@ -135,7 +135,7 @@ class ActiveLearningPipeline:
         self.test_each_round = test_each_round
         self.seed = seed
         self.tracking = TrackingOptions(tracking_project, tracking_uri, str(output_dir))
-        self._cost: dict[str, int] = {}
+        self._cost: dict[str, int | float] = {}
         self.config = config or {
             "seed": seed,
             **{key: describe(obj) for key, obj in (("model", model), ("data", data_module), ("strategy", strategy))},
@@ -290,8 +290,8 @@ class ActiveLearningPipeline:
 
     def _add_cost(self, ids: list[str]) -> None:
         """Adds the annotation cost of oracle labels (``ids``, pseudo labels excluded) to the run's total."""
-        for unit, amount in self.data_module.annotation_cost(ids).items():
-            self._cost[unit] = self._cost.get(unit, 0) + int(amount)
+        for unit, amount in self.data_module.annotation_cost(ids).items():  # counts, or fractions
+            self._cost[unit] = self._cost.get(unit, 0) + (float(amount) if isinstance(amount, float) else int(amount))
 
     def _query(self, view: QueryView, round_index: int, round_seed: int) -> tuple[list[str], dict[str, Any] | None]:
         """Asks the strategy (through ``view``, on the Trainer's device), checks its answer and labels rank 0's."""

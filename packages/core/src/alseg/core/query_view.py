@@ -1,8 +1,9 @@
 """What a strategy sees of the data module: the documented query surface, and nothing that reaches a pool label.
 
 The pipeline hands every strategy a :class:`QueryView` as its ``data_module`` argument. The view streams the pool
-(images and metadata, never labels), tells sizes, ids and class names, and lets the strategy add values to its
-round's ledger entry. Ground truth of pool items is available to oracle-informed baselines through one explicit call,
+(images and metadata, never labels), tells sizes, ids and class names, describes patch pools (boxes and whole pool
+volumes, geometry and images only), and lets the strategy add values to its round's ledger entry. Ground truth of
+pool items is available to oracle-informed baselines through one explicit call,
 :meth:`QueryView.ground_truth_foreground`, and the ledger records every id it revealed.
 """
 
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import PluginError
+from alseg.core.patch_pool import PatchPool
 
 #: The query surface: the data-module methods a strategy may call (besides the view's own methods).
 QUERY_SURFACE = (
@@ -28,6 +30,8 @@ QUERY_SURFACE = (
     "multi_label",
     "num_classes",
     "data_channels",
+    "patch_pool",
+    "pool_case_dataloader",
 )
 
 
@@ -93,6 +97,18 @@ class QueryView:
     def data_channels(self) -> int:
         """Returns the number of input channels."""
         return self._module.data_channels()
+
+    def patch_pool(self) -> PatchPool | None:
+        """Returns the boxes of a patch pool and of the labelled set (geometry only), or None if items are not boxes."""
+        return self._module.patch_pool()
+
+    def pool_case_dataloader(self) -> DataLoader:
+        """Returns the whole volumes that hold pool boxes, one per batch, images only (never a label).
+
+        Raises:
+            PluginError: The data module's items are not boxes (:meth:`patch_pool` is None).
+        """
+        return _rewrap(self._module.pool_case_dataloader(), pool=True)
 
     def record(self, key: str, value: Any) -> None:
         """Adds a JSON-serialisable value to this round's ledger entry, under ``strategy_notes[key]``.

@@ -39,7 +39,8 @@ class RoundRecord:
         selected_with_foreground: How many selected items hold foreground in their ground truth (analysis only), or
             None if the data module cannot tell.
         annotation_cost: What the oracle labels so far cost, per unit (``items``, and where the data module counts
-            them ``slices``, ``voxels``, ``foreground_voxels``; see
+            them ``slices``, ``voxels``, ``foreground_voxels``, ``new_voxels`` (voxels no earlier label covered:
+            overlapping patches count once) and ``labelled_fraction`` (of the training volumes' voxels, a float); see
             :meth:`~alseg.core.data_module.ActiveLearningDataModule.annotation_cost`); empty in older ledgers.
         ground_truth_revealed: Pool ids whose ground truth the strategy asked for (oracle-informed baselines).
         strategy_notes: Values the strategy recorded (e.g. ``tied_picks``).
@@ -61,7 +62,7 @@ class RoundRecord:
     pseudo_labels_file: str | None = None
     pseudo_label_dice: dict[str, float] = field(default_factory=dict)
     selected_with_foreground: int | None = None
-    annotation_cost: dict[str, int] = field(default_factory=dict)
+    annotation_cost: dict[str, int | float] = field(default_factory=dict)
     ground_truth_revealed: int = 0
     strategy_notes: dict[str, Any] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)

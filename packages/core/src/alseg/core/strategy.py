@@ -44,7 +44,8 @@ class QueryStrategy(RecordsInitArgs, ABC):
                 ``unlabeled_dataloader()`` (the pool in a fixed order, items without labels), ``labeled_dataloader()``,
                 ``unlabeled_ids()``, ``labeled_ids()``, ``unlabeled_set_size()``, ``training_set_size()``,
                 ``item_metadata(ids)``, ``id_to_class_names()``, ``multi_label()``, ``num_classes()``,
-                ``data_channels()``, ``pool_batch_size``, ``record(key, value)`` (adds a JSON-serialisable value to
+                ``data_channels()``, ``patch_pool()`` and ``pool_case_dataloader()`` (patch pools: boxes and whole pool
+                volumes, no label), ``pool_batch_size``, ``record(key, value)`` (adds a JSON-serialisable value to
                 the round's ledger entry under ``strategy_notes``) and, for
                 oracle-informed baselines only, ``ground_truth_foreground(ids)`` (recorded in the ledger as
                 ``ground_truth_revealed``). Any other attribute raises :class:`~alseg.core.errors.PluginError`.

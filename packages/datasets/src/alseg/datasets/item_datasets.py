@@ -25,7 +25,8 @@ from alseg.datasets.normalization import Normalizer
 from alseg.datasets.patches import PatchSampler
 
 
-def _tensor(array: np.ndarray) -> torch.Tensor:
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor of ``array`` (a copy if it is read-only, e.g. memory-mapped)."""
     # torch.from_numpy shares memory and warns on read-only (memory-mapped) arrays.
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
@@ -126,15 +127,16 @@ class ItemReader:
         """
         if not self.has_ground_truth(item_id):
             raise PluginError(f"Item {item_id!r}: its case has no ground truth.")
-        return self._target(read_item_label(self.cache, item_id, self.axis))
+        return self.as_target(read_item_label(self.cache, item_id, self.axis))
 
     def metadata(self, item_id: str) -> dict[str, Any]:
         """The item's ``case_id`` and, for a slice, ``slice_index``; reads nothing."""
         case_id, slice_index = parse_item_id(item_id)
         return {"case_id": case_id} | ({} if slice_index is None else {"slice_index": slice_index})
 
-    def _target(self, label: np.ndarray) -> torch.Tensor:
-        target = _tensor(label)
+    def as_target(self, label: np.ndarray) -> torch.Tensor:
+        """A stored target as an item's ``label``: ``uint8 [R, *spatial]`` or ``int64 [1, *spatial]``."""
+        target = as_tensor(label)
         return target if self.multilabel else target[None].long()
 
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
@@ -144,7 +146,7 @@ class ItemReader:
         spacing = meta.spacing
         image = self.normalizer(read_item_image(self.cache, item_id, self.axis), meta.nonzero)
         item: dict[str, Any] = {
-            "image": _tensor(image),
+            "image": as_tensor(image),
             "id": item_id,
             "case_id": case_id,
         }
@@ -155,7 +157,7 @@ class ItemReader:
         if role == "pool":
             return item
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        item["label"] = self._target(self._label(item_id) if pseudo is None else pseudo)
+        item["label"] = self.as_target(self._label(item_id) if pseudo is None else pseudo)
         if role == "train":
             item["pseudo_labeled"] = pseudo is not None
         return item

@@ -9,9 +9,10 @@ from abc import abstractmethod
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from alseg.core.data_module import ActiveLearningDataModule
+from alseg.core.patch_pool import PatchPool
 from alseg.datasets.item_datasets import ItemDataset
 from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.patches import PatchSampler
@@ -34,8 +35,7 @@ class ItemSetDataModule(ActiveLearningDataModule):
         """The prepared item sets (preparing the data on the first call)."""
 
     def _create_training_set(self) -> Dataset:
-        sets = self._item_sets()
-        return ItemDataset(sets.reader, sets.train, "train", self.patches)
+        return self._item_sets().training_set(self.patches)
 
     def _create_validation_set(self) -> Dataset | None:
         sets = self._item_sets()
@@ -75,6 +75,21 @@ class ItemSetDataModule(ActiveLearningDataModule):
             PluginError: An id is not an item of this data module.
         """
         return self._item_sets().without_ground_truth(list(ids))
+
+    def patch_pool(self) -> PatchPool | None:
+        """The boxes of the pool and of the labelled set when items are boxes (``annotation_unit: patch``)."""
+        return self._item_sets().patch_pool()
+
+    def pool_case_dataloader(self) -> DataLoader:
+        """The whole volumes that hold pool boxes, one per batch, without labels (patch items only).
+
+        Raises:
+            PluginError: Items are not boxes.
+        """
+        cases = self._item_sets().pool_cases()
+        if cases is None:
+            return super().pool_case_dataloader()
+        return DataLoader(cases, 1, num_workers=self.num_workers, pin_memory=self.pin_memory)
 
     def unlabeled_ids(self) -> list[str]:
         """The pool's ids in loader order, without loading items."""

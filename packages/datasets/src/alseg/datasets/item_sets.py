@@ -4,9 +4,13 @@ from collections import Counter
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from alseg.core.errors import PluginError
+from alseg.core.patch_pool import PatchPool
+from alseg.datasets.item_datasets import ItemDataset
 from alseg.datasets.item_source import ItemSource
+from alseg.datasets.patches import PatchSampler
 
 
 class ItemSets:
@@ -62,6 +66,22 @@ class ItemSets:
         moved = set(requested)
         self.pool[:] = [i for i in self.pool if i not in moved]
         self.train.extend(requested)
+
+    def training_set(self, patches: PatchSampler | None) -> Dataset:
+        """The training dataset: the labelled items, cropped to random patches by ``patches`` if given."""
+        return ItemDataset(self.reader, self.train, "train", patches)
+
+    def patch_pool(self) -> PatchPool | None:
+        """The boxes of a patch pool; None here: items are not boxes (:class:`~alseg.datasets.patch_sets.PatchSets`)."""
+        return None
+
+    def pool_cases(self) -> Dataset | None:
+        """The whole volumes holding pool boxes, as pool items (no label); None here: items are not boxes."""
+        return None
+
+    def new_voxels(self, ids: list[str]) -> int | None:
+        """Voxels of ``ids`` no other labelled item covers; None here: items never overlap (all voxels are new)."""
+        return None
 
     def with_foreground(self, ids: list[str]) -> list[bool]:
         """Whether each item's ground truth has foreground (analysis only).

@@ -11,8 +11,10 @@ from monai.transforms import RandCropByPosNegLabeld, RandSpatialCropd, SpatialPa
 from monai.utils import convert_to_tensor
 
 from alseg.core.errors import ConfigError
+from alseg.core.partial_labels import UNKNOWN
 
 _KEYS = ("image", "label")
+_PADDED = ("image", "label", "region")
 
 
 class PatchSampler:
@@ -23,7 +25,9 @@ class PatchSampler:
     nnU-Net pads). With probability ``foreground_probability`` the patch is
     centred on a foreground voxel (``RandCropByPosNegLabeld``, as nnU-Net oversamples
     foreground), otherwise on any voxel (``RandSpatialCropd``); a label without foreground always
-    gets a random patch.
+    gets a random patch. Given a ``region`` (a labelled box of a partially labelled volume), the
+    centre is drawn from the region's voxels instead (its known foreground ones with
+    ``foreground_probability``), so every patch holds labelled voxels.
 
     Args:
         patch_size: Patch size ``(X, Y, Z)``.
@@ -38,27 +42,47 @@ class PatchSampler:
                 f"The 'foreground_patch_probability' option must be in [0, 1]. Got {foreground_probability!r}."
             )
         self.foreground_probability = foreground_probability
-        self.pad = SpatialPadd(_KEYS, spatial_size=tuple(patch_size))
+        self.pad = SpatialPadd(_PADDED, spatial_size=tuple(patch_size), allow_missing_keys=True)
         self.random_crop = RandSpatialCropd(_KEYS, roi_size=tuple(patch_size), random_size=False)
         self.foreground_crop = RandCropByPosNegLabeld(
             _KEYS, label_key="foreground", spatial_size=tuple(patch_size), pos=1.0, neg=0.0, num_samples=1
         )
 
-    def __call__(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: torch.Tensor, label: torch.Tensor, region: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One random patch of ``image`` and ``label`` (same location).
 
         Randomness comes from torch's global generator, which Lightning seeds and which every
         DataLoader worker seeds differently (MONAI's own per-transform state would be copied
         unchanged into every worker).
+
+        Args:
+            image: ``float32 [C, X, Y, Z]``.
+            label: ``[R, X, Y, Z]``; may hold :data:`~alseg.core.partial_labels.UNKNOWN` voxels.
+            region: Optional ``bool [1, X, Y, Z]``: the patch centre is drawn from these voxels (a labelled box), so
+                that the patch holds labelled voxels; foreground-centred patches use its known foreground voxels.
+                Without it the centre is any voxel (or any foreground voxel).
         """
         wants_foreground = bool(torch.rand(()) < self.foreground_probability)
         seed = int(torch.randint(0, 2**31 - 1, ()))
-        padded = self.pad({"image": image, "label": label})
-        foreground = (padded["label"] > 0).any(0, keepdim=True)
+        padded = self.pad({"image": image, "label": label} | ({} if region is None else {"region": region}))
+        known = (padded["label"] != UNKNOWN).all(0, keepdim=True)
+        foreground = known & (padded["label"] > 0).any(0, keepdim=True)
+        if region is not None:
+            foreground = foreground & padded["region"]
         if wants_foreground and bool(foreground.any()):
-            self.foreground_crop.set_random_state(seed)
-            patch = self.foreground_crop({**padded, "foreground": foreground})[0]
+            centres = foreground
+        elif region is not None:
+            centres = padded["region"]
         else:
             self.random_crop.set_random_state(seed)
-            patch = self.random_crop(padded)
-        return convert_to_tensor(patch["image"], track_meta=False), convert_to_tensor(patch["label"], track_meta=False)
+            patch = self.random_crop({"image": padded["image"], "label": padded["label"]})
+            return _plain(patch["image"]), _plain(patch["label"])
+        self.foreground_crop.set_random_state(seed)
+        patch = self.foreground_crop({"image": padded["image"], "label": padded["label"], "foreground": centres})[0]
+        return _plain(patch["image"]), _plain(patch["label"])
+
+
+def _plain(array: torch.Tensor) -> torch.Tensor:
+    return convert_to_tensor(array, track_meta=False)

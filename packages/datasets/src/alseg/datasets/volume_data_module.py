@@ -5,9 +5,10 @@ Subclasses only say how to find the cases and their label scheme (:meth:`VolumeD
 
 import hashlib
 import json
+import math
 import os
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from torch.utils.data import DataLoader
@@ -22,6 +23,10 @@ from alseg.datasets.item_sets import ItemSets
 from alseg.datasets.items import AXIAL, item_ids
 from alseg.datasets.labels import LabelScheme
 from alseg.datasets.normalization import Normalizer, channel_schemes, check_normalization, fit_normalizer
+from alseg.datasets.patch_items import format_patch_id, grid_boxes
+from alseg.datasets.patch_options import PatchOptions, resolve_unit
+from alseg.datasets.patch_reader import PatchReader
+from alseg.datasets.patch_sets import PatchSets
 from alseg.datasets.patches import PatchSampler
 from alseg.datasets.splits import CaseSplit, choose_initial, split_cases
 
@@ -53,10 +58,11 @@ class _Prepared:
     sets: ItemSets
     normalizer: Normalizer
     fingerprint: str
+    training_voxels: int
 
 
 class VolumeDataModule(ItemSetDataModule):
-    """Cases of 3D volumes as 2D slice items (``dim=2``) or whole-volume items (``dim=3``).
+    """Cases of 3D volumes as 2D slice items (``dim=2``), whole-volume items or box items (``dim=3``).
 
     On first use (``prepare_data``/``setup``, in the main process) every case is decoded once
     into ``<cache root>/volumes/<data_dir name>-<hash>/`` (see :mod:`alseg.datasets.cache`);
@@ -72,12 +78,27 @@ class VolumeDataModule(ItemSetDataModule):
     ``patch_size``; validation, test and pool items are whole volumes as stored (any shape; a
     model infers on them with sliding windows), loaded one volume per validation/test batch.
 
+    With ``annotation_unit="patch"`` the items to label are boxes of ``query_patch_size`` (ids in
+    :mod:`alseg.datasets.patch_items`): the pool is a grid of candidate boxes (step ``query_stride``)
+    over every training case, ``label_items`` reveals the ground truth inside the box only (every other
+    voxel stays :data:`~alseg.core.partial_labels.UNKNOWN`; boxes of one case add up), and training
+    patches are centred on a voxel of a labelled box (:class:`~alseg.datasets.patch_reader.PatchTrainingDataset`).
+    Validation and test items stay whole, fully labelled volumes. Strategies see the boxes through
+    :meth:`patch_pool` and the whole pool cases through :meth:`pool_case_dataloader`.
+
     Images are normalised by modality (``normalization``, see :mod:`alseg.datasets.normalization`):
     CT with clipping and z-scoring by the foreground statistics of the training cases, MRI by a
     per-case z-score over non-zero voxels.
 
     Args:
-        dim: 2 (slice items) or 3 (volume items).
+        dim: 2 (slice items) or 3 (volume or patch items).
+        annotation_unit: ``slice``, ``volume`` or ``patch`` (:mod:`alseg.datasets.patch_options`); default
+            ``slice`` for ``dim=2``, ``volume`` for ``dim=3``.
+        query_patch_size: ``patch`` unit: the box of one query ``(sx, sy, sz)``; it must fit in every training
+            volume.
+        query_stride: ``patch`` unit: grid step of the candidate boxes; default ``query_patch_size`` (a tiling).
+        max_overlap: ``patch`` unit: the largest fraction, in [0, 1), of a selected box that labelled boxes (or
+            boxes picked before it in the round) may cover; default 0, no overlap.
         axis: Slicing axis of ``(X, Y, Z)`` for ``dim=2``; 2 (axial) by default.
         patch_size: Training patch size ``(X, Y, Z)`` for ``dim=3``.
         foreground_patch_probability: ``dim=3``: probability that a training patch is centred on
@@ -88,8 +109,7 @@ class VolumeDataModule(ItemSetDataModule):
         test_cases: Case ids for testing (every case of each patient named).
         split_seed: Seed of the case split (kept apart from ``seed`` so that runs with different
             seeds share one test set).
-        initial_training_set_size: Items labelled at the start; default 16 slices (``dim=2``) or
-            2 volumes (``dim=3``).
+        initial_training_set_size: Items labelled at the start; default 16 slices, 2 volumes or 8 boxes.
         initial_set_from_foreground_only: Draw the initial items only among items whose ground
             truth has foreground. This peeks at labels, hence off by default.
         skip_empty_slices: ``dim=2``: leave out slices whose image is all zero (outside the
@@ -116,6 +136,10 @@ class VolumeDataModule(ItemSetDataModule):
         self,
         dim: int = 2,
         axis: int = AXIAL,
+        annotation_unit: str | None = None,
+        query_patch_size: tuple[int, int, int] = (16, 16, 16),
+        query_stride: tuple[int, int, int] | None = None,
+        max_overlap: float = 0.0,
         patch_size: tuple[int, int, int] = (32, 32, 32),
         foreground_patch_probability: float = 0.33,
         val_fraction: float = 0.2,
@@ -138,11 +162,19 @@ class VolumeDataModule(ItemSetDataModule):
         volume_pool_batch = 1 if dim == 3 and pool_batch_size is None else pool_batch_size
         super().__init__(batch_size, volume_pool_batch, num_workers, pin_memory)
         item_ids([], dim, axis)  # checks dim and axis now rather than at setup
+        self.annotation_unit = resolve_unit(dim, annotation_unit)
+        self.patch_options = PatchOptions.checked(query_patch_size, query_stride, max_overlap)
+        if self.annotation_unit == "patch" and initial_set_from_foreground_only:
+            raise ConfigError(
+                "The 'initial_set_from_foreground_only' option of the data module applies to slice and volume units "
+                "only. Got True with annotation_unit 'patch'."
+            )
         self.patches = PatchSampler(patch_size, foreground_patch_probability) if dim == 3 else None
+        self.patch_size = tuple(patch_size)
         self.dim, self.axis = dim, axis
         self.split_options = {"val_fraction": val_fraction, "test_fraction": test_fraction}
         self.split_options |= {"val_cases": val_cases, "test_cases": test_cases, "seed": split_seed}
-        default_initial = 16 if dim == 2 else 2
+        default_initial = {"slice": 16, "volume": 2, "patch": 8}[self.annotation_unit]
         self.initial_training_set_size = (
             default_initial if initial_training_set_size is None else initial_training_set_size
         )
@@ -223,26 +255,62 @@ class VolumeDataModule(ItemSetDataModule):
             name: item_ids([metas[c] for c in cases], self.dim, self.axis, self.skip_empty_slices)
             for name, cases in (("train", split.train), ("val", split.val), ("test", split.test))
         }
+        ids["unlabeled"] = item_ids(
+            [unlabeled_metas[c] for c in unlabeled], self.dim, self.axis, self.skip_empty_slices
+        )
         metas |= unlabeled_metas  # after the split: unlabelled cases are pool items only
-        self._check_pool_batch([metas[c].shape for c in (*split.train, *unlabeled)])
+        items = {"dim": self.dim, "axis": self.axis, "skip_empty_slices": self.skip_empty_slices}
+        if self.annotation_unit == "patch":
+            if unlabeled:
+                raise ConfigError(
+                    "The 'unlabeled_images' option of the data module needs annotation_unit 'slice' or 'volume': "
+                    "patches of cases without ground truth cannot be annotated yet. Got annotation_unit 'patch'."
+                )
+            sets = self._patch_sets(reader, {c: metas[c].shape for c in split.train}, ids)
+            items |= {"annotation_unit": "patch", "query": asdict(self.patch_options)}
+        else:
+            sets = self._item_sets_of(reader, [metas[c].shape for c in (*split.train, *unlabeled)], ids)
+        fingerprint = {
+            "cases": {case_id: json.loads(meta.source) for case_id, meta in sorted(metas.items())},
+            "split": {"train": split.train, "val": split.val, "test": split.test},
+            "preprocessing": options.description(),
+            "normalization": normalizer.description(),
+            "items": items,
+        }
+        if unlabeled:  # only then: fingerprints of runs without unlabelled cases stay as they were
+            fingerprint["unlabeled_cases"] = {c: json.loads(metas[c].source) for c in unlabeled}
+        training_voxels = sum(math.prod(metas[c].shape) for c in (*split.train, *unlabeled))
+        return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint), training_voxels)
+
+    def _item_sets_of(self, reader: ItemReader, shapes: list[tuple[int, int, int]], ids: dict) -> ItemSets:
+        """Slice or volume items: the initial set drawn from the training items, the pool the rest (and every item of
+        the cases without ground truth)."""
+        self._check_pool_batch(shapes)
         candidates = ids["train"]
         if self.initial_set_from_foreground_only:
             candidates = [i for i in candidates if reader.has_foreground(i)]
         initial = choose_initial(candidates, self.initial_training_set_size, self.seed)
         chosen = set(initial)
         pool = [i for i in ids["train"] if i not in chosen]
-        pool += item_ids([metas[c] for c in unlabeled], self.dim, self.axis, self.skip_empty_slices)
-        sets = ItemSets(reader, initial, pool, ids["val"], ids["test"], type(self).__name__)
-        fingerprint = {
-            "cases": {case_id: json.loads(meta.source) for case_id, meta in sorted(metas.items())},
-            "split": {"train": split.train, "val": split.val, "test": split.test},
-            "preprocessing": options.description(),
-            "normalization": normalizer.description(),
-            "items": {"dim": self.dim, "axis": self.axis, "skip_empty_slices": self.skip_empty_slices},
-        }
-        if unlabeled:  # only then: fingerprints of runs without unlabelled cases stay as they were
-            fingerprint["unlabeled_cases"] = {c: json.loads(metas[c].source) for c in unlabeled}
-        return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint))
+        pool += ids["unlabeled"]
+        return ItemSets(reader, initial, pool, ids["val"], ids["test"], type(self).__name__)
+
+    def _patch_sets(self, reader: ItemReader, shapes: dict[str, tuple[int, int, int]], ids: dict) -> PatchSets:
+        """Box items: the grid of candidate boxes of every training case, a seeded initial set of them."""
+        options = self.patch_options
+        options.check_fits(shapes)
+        candidates = [format_patch_id(b) for c, shape in shapes.items() for b in grid_boxes(c, shape, *options.grid)]
+        geometry = options.geometry(self.patch_size, shapes)
+        return PatchSets(
+            PatchReader(reader, []),
+            candidates,
+            ids["val"],
+            ids["test"],
+            type(self).__name__,
+            geometry,
+            self.initial_training_set_size,
+            self.seed,
+        )
 
     def _check_pool_batch(self, shapes: list[tuple[int, int, int]]) -> None:
         if self.dim == 3 and self.pool_batch_size > 1 and len(set(shapes)) > 1:
@@ -304,7 +372,8 @@ class VolumeDataModule(ItemSetDataModule):
         """The training items in a fixed order, with ``pool_batch_size``; whole volumes for ``dim=3``.
 
         Unlike :meth:`train_dataloader`, items are not cropped to patches, so that their
-        embeddings compare with those of the pool's whole volumes.
+        embeddings compare with those of the pool's whole volumes. With ``annotation_unit="patch"`` they are the
+        labelled boxes with their labels, like the pool's box crops.
         """
         sets = self._prepared().sets
         dataset = ItemDataset(sets.reader, sets.train, "train")
@@ -317,3 +386,20 @@ class VolumeDataModule(ItemSetDataModule):
     def test_dataloader(self) -> DataLoader:
         """Test loader; one volume per batch for ``dim=3``."""
         return self._loader("test", self.batch_size if self.dim == 2 else 1, shuffle=False)
+
+    def annotation_cost(self, ids: list[str]) -> dict[str, int | float]:
+        """Items, slices, voxels and foreground voxels; ``new_voxels`` and the ``labelled_fraction`` they add.
+
+        ``new_voxels`` counts the voxels of ``ids`` that no other oracle-labelled item covers (overlapping boxes count
+        once; slices and volumes never overlap), ``labelled_fraction`` them over all voxels of the training volumes,
+        so that both add up over the rounds to the labelled share of the training data.
+
+        Raises:
+            PluginError: An id is not an item of this data module.
+        """
+        cost: dict[str, int | float] = dict(super().annotation_cost(ids))
+        prepared = self._prepared()
+        sets = prepared.sets
+        new = sets.new_voxels(ids)
+        new = int(cost["voxels"]) if new is None else new
+        return cost | {"new_voxels": new, "labelled_fraction": new / prepared.training_voxels}

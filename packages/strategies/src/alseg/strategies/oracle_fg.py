@@ -11,6 +11,7 @@ from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 from alseg.strategies.fg_random import check_foreground_fraction, draw_with_foreground
+from alseg.strategies.patch_query import patches_with_foreground
 
 
 class OracleForegroundStrategy(QueryStrategy):
@@ -38,8 +39,29 @@ class OracleForegroundStrategy(QueryStrategy):
         seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Returns ``round(fraction · k)`` random ids with foreground in their ground truth, then random others."""
+        """Returns ``round(fraction · k)`` random ids with foreground in their ground truth, then random others.
+
+        On a patch pool the ids are boxes whose ground truth holds foreground, and every pick keeps the pool's
+        overlap rule (:func:`~alseg.strategies.patch_query.patches_with_foreground`).
+        """
         pool_ids = data_module.unlabeled_ids()
         flags = data_module.ground_truth_foreground(pool_ids)
         foreground = [i for i, flag in zip(pool_ids, flags, strict=True) if flag]
+        patches = data_module.patch_pool()
+        if patches is not None:
+            return patches_with_foreground(patches, foreground, items_to_label, self.foreground_fraction, seed), None
         return draw_with_foreground(pool_ids, foreground, items_to_label, self.foreground_fraction, seed), None
+
+
+class ForegroundAwareRandomStrategy(OracleForegroundStrategy):
+    """nnActive's foreground-aware random baseline: a third of each batch from items holding ground-truth foreground.
+
+    Lüth et al. (nnActive, TMLR 2025) draw a fixed share of the queried patches (1/3) centred on a random
+    ground-truth foreground voxel and the rest uniformly. On a grid of candidate boxes the boxes whose ground
+    truth holds foreground stand for them (with ``query_stride`` 1, every box centred on a foreground voxel is
+    among them). It is :class:`OracleForegroundStrategy` with ``foreground_fraction`` 1/3, registered as
+    ``fg_aware_random``: oracle-informed, the ledger counts its ``ground_truth_revealed`` ids and reports mark it.
+    """
+
+    def __init__(self, foreground_fraction: float = 1 / 3) -> None:
+        super().__init__(foreground_fraction)

@@ -28,6 +28,16 @@ def _as_float32(probs: Tensor, min_ndim: int, shape_name: str) -> Tensor:
     return probs.to(torch.float32)
 
 
+def _xlogx(p: Tensor) -> Tensor:
+    """``p · log p`` with ``0 · log 0 = 0``, for probabilities in [0, 1].
+
+    The log of ``p`` clamped to the smallest positive normal float32 gives exactly 0 at ``p = 0`` and ``p · log p``
+    elsewhere (below that value the product is itself below 1e-36); several times faster on CPU than
+    ``torch.special.xlogy``, which matters when every voxel of a volume is scored.
+    """
+    return p * p.clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
 def entropy(probs: Tensor) -> Tensor:
     """Shannon entropy over classes of softmax outputs, per voxel.
 
@@ -38,7 +48,7 @@ def entropy(probs: Tensor) -> Tensor:
         Entropy in nats ``(B, *S)``, float32, in ``[0, log C]``.
     """
     p = _as_float32(probs, 2, "(B, C, *S)")
-    return -torch.special.xlogy(p, p).sum(dim=1)
+    return -_xlogx(p).sum(dim=1)
 
 
 def binary_entropy(probs: Tensor) -> Tensor:
@@ -52,7 +62,7 @@ def binary_entropy(probs: Tensor) -> Tensor:
     """
     p = _as_float32(probs, 2, "(B, C, *S)")
     q = 1.0 - p
-    return -(torch.special.xlogy(p, p) + torch.special.xlogy(q, q)).sum(dim=1)
+    return -(_xlogx(p) + _xlogx(q)).sum(dim=1)
 
 
 def predictive_entropy(probs: Tensor, multi_label: bool) -> Tensor:

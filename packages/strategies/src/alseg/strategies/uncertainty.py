@@ -9,6 +9,7 @@ from alseg.core.errors import ConfigError
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
+from alseg.strategies.patch_query import check_patch_reduction, query_scored_patches
 from alseg.strategies.pool_scores import score_pool
 from alseg.strategies.scoring import REDUCTIONS, foreground_mask, reduce_scores
 from alseg.strategies.selection import limit_per_case, power_sample, tied_picks, top_k
@@ -78,7 +79,16 @@ class UncertaintyStrategy(QueryStrategy):
         same score (:func:`~alseg.strategies.selection.tied_picks`; e.g. all of them when every score is 0) is
         recorded in the round's ledger entry as ``strategy_notes.tied_picks``. Power sampling records nothing: its
         draw, not a tie-break, decides among equal scores.
+
+        On a patch pool (``data_module.patch_pool()`` is not None) a box scores the mean of its voxel scores on
+        the sliding-window score map of its volume, and boxes are picked under the pool's overlap rule
+        (:mod:`alseg.strategies.patch_query`).
         """
+        patches = data_module.patch_pool()
+        if patches is not None:
+            check_patch_reduction(self.aggregation, self.top_q, self.exclude_background, self.prefer_unique_cases)
+            model = models[0] if isinstance(models, list) else models
+            return query_scored_patches(self, model, data_module, patches, items_to_label, seed), None
         pool = score_pool(models, data_module, self.item_scores, self.mc_samples, seed)
         count = len(pool.ids)
         if self.power is None:

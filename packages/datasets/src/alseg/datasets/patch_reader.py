@@ -1,0 +1,166 @@
+"""Items of patch ids (boxes of cached volumes) and the partially labelled volumes that training samples from.
+
+A pool item is the box's image, ``float32 [C, sx, sy, sz]``, with ``id``, ``case_id`` and ``spacing`` and no label.
+A labelled box's item adds its ``label`` (the ground truth inside the box, or its pseudo label) and
+``pseudo_labeled``. Training does not use those crops: it samples from the whole volume whose voxels outside every
+labelled box of the case are :data:`~alseg.core.partial_labels.UNKNOWN` (:meth:`PatchReader.partial_case`). Ids that
+are not patch ids (the whole validation and test volumes) are served by the volume reader.
+"""
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from alseg.core.partial_labels import UNKNOWN
+from alseg.core.patch_pool import Box
+from alseg.datasets.item_datasets import ItemReader, as_tensor
+from alseg.datasets.item_source import Role, check_label_array
+from alseg.datasets.patch_items import parse_patch_id
+from alseg.datasets.patches import PatchSampler
+
+
+class PatchReader:
+    """Builds patch items; holds their pseudo labels; assembles the partial labels of training volumes.
+
+    Args:
+        volumes: The reader of whole volumes (cache, metadata, normaliser, label format).
+        train: The labelled ids (shared with the item sets, which extend it), oracle and pseudo labels.
+
+    Attributes:
+        pseudo_labels: Patch id → pseudo label in the cache's target format, ``uint8 [R, *size]`` or ``[*size]``.
+    """
+
+    def __init__(self, volumes: ItemReader, train: list[str]) -> None:
+        self.volumes, self.train = volumes, train
+        self.pseudo_labels: dict[str, np.ndarray] = {}
+
+    def _box(self, item_id: str) -> Box | None:
+        return parse_patch_id(item_id)
+
+    def _crop(self, array: np.ndarray, box: Box) -> np.ndarray:
+        """A copy of the box of ``array`` ``[..., X, Y, Z]`` (only the box is read from a memory map)."""
+        return np.ascontiguousarray(array[(..., *box.slices)])
+
+    def _truth(self, box: Box) -> np.ndarray:
+        return self._crop(self.volumes.cache.label(box.case_id), box)
+
+    def item(self, item_id: str, role: Role) -> dict[str, Any]:
+        """The item of a patch id (see the module doc), or the volume reader's item of any other id."""
+        box = self._box(item_id)
+        if box is None:
+            return self.volumes.item(item_id, role)
+        meta = self.volumes.metas[box.case_id]
+        image = self.volumes.normalizer(self._crop(self.volumes.cache.image(box.case_id), box), meta.nonzero)
+        item: dict[str, Any] = {
+            "image": as_tensor(image),
+            "id": item_id,
+            "case_id": box.case_id,
+            "spacing": torch.tensor(meta.spacing, dtype=torch.float32),
+        }
+        if role == "pool":
+            return item
+        pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
+        item["label"] = self.volumes.as_target(self._truth(box) if pseudo is None else pseudo)
+        if role == "train":
+            item["pseudo_labeled"] = pseudo is not None
+        return item
+
+    def partial_case(self, case_id: str) -> np.ndarray:
+        """The case's target with every voxel outside its labelled boxes set to ``UNKNOWN``.
+
+        Pseudo-labelled boxes hold their pseudo labels; where an oracle box overlaps one, the oracle's label wins.
+
+        Returns:
+            ``uint8 [R, X, Y, Z]`` (multi-label) or ``uint8 [X, Y, Z]`` (single-label).
+        """
+        truth = self.volumes.cache.label(case_id)
+        partial = np.full(truth.shape, UNKNOWN, dtype=np.uint8)
+        boxes = [(i, b) for i in self.train if (b := self._box(i)) is not None and b.case_id == case_id]
+        for item_id, box in sorted(boxes, key=lambda pair: pair[0] not in self.pseudo_labels):  # pseudo first
+            pseudo = self.pseudo_labels.get(item_id)
+            partial[(..., *box.slices)] = self._crop(truth, box) if pseudo is None else pseudo
+        return partial
+
+    def training_item(self, item_id: str) -> dict[str, Any]:
+        """The whole volume of a labelled box with its partial label, and the box as a mask ``bool [1, X, Y, Z]``."""
+        box = self._box(item_id)
+        assert box is not None, item_id
+        item = self.volumes.item(box.case_id, "pool")
+        region = torch.zeros((1, *self.volumes.metas[box.case_id].shape), dtype=torch.bool)
+        region[(..., *box.slices)] = True
+        target = self.volumes.as_target(self.partial_case(box.case_id))
+        return item | {
+            "id": item_id,
+            "label": target,
+            "region": region,
+            "pseudo_labeled": item_id in self.pseudo_labels,
+        }
+
+    def label_shape(self, item_id: str) -> tuple[int, ...]:
+        """Shape of the item's ``label``: ``(R, *size)`` or ``(1, *size)`` for a box."""
+        box = self._box(item_id)
+        if box is None:
+            return self.volumes.label_shape(item_id)
+        return (self.volumes.num_classes if self.volumes.multilabel else 1, *box.size)
+
+    def has_foreground(self, item_id: str) -> bool:
+        """Whether the ground truth inside the box holds foreground (analysis and oracle-informed baselines)."""
+        box = self._box(item_id)
+        return self.volumes.has_foreground(item_id) if box is None else bool(self._truth(box).any())
+
+    def ground_truth(self, item_id: str) -> torch.Tensor:
+        """The ground truth of the box (or volume), as its labelled item carries it."""
+        box = self._box(item_id)
+        return self.volumes.ground_truth(item_id) if box is None else self.volumes.as_target(self._truth(box))
+
+    def metadata(self, item_id: str) -> dict[str, Any]:
+        """The ``case_id`` of a box; reads nothing."""
+        box = self._box(item_id)
+        return self.volumes.metadata(item_id) if box is None else {"case_id": box.case_id}
+
+    def annotation_cost(self, item_id: str) -> dict[str, int]:
+        """1 item, the box's slices along the slicing axis, its voxels and its ground-truth foreground voxels."""
+        box = self._box(item_id)
+        if box is None:
+            return self.volumes.annotation_cost(item_id)
+        truth = self._truth(box)
+        foreground = truth.any(0) if self.volumes.multilabel else truth > 0
+        slices = box.size[self.volumes.axis]
+        return {"items": 1, "slices": slices, "voxels": box.voxels, "foreground_voxels": int(foreground.sum())}
+
+    def check_pseudo_label(self, item_id: str, label: Any) -> np.ndarray:
+        """A pseudo label shaped like the box's ``label``, in the cache's format.
+
+        Raises:
+            PluginError: Wrong shape, or values other than 0/1 (multi-label) or class indices.
+        """
+        volumes = self.volumes
+        shape = self.label_shape(item_id)
+        stored = check_label_array(item_id, label, shape, volumes.multilabel, volumes.num_classes)
+        return stored if volumes.multilabel else stored[0]
+
+
+class PatchTrainingDataset(Dataset):
+    """Training patches of labelled boxes: one random crop of the partially labelled volume per box and epoch.
+
+    The crop centre lies in the box (see :class:`~alseg.datasets.patches.PatchSampler` with a ``region``), so every
+    training patch holds the box's labelled voxels, and others of the same case where the crop reaches them.
+
+    Args:
+        reader: The patch reader.
+        ids: The labelled ids (shared with the item sets, not copied).
+        patches: The training-patch sampler (``patch_size``, foreground probability).
+    """
+
+    def __init__(self, reader: PatchReader, ids: list[str], patches: PatchSampler) -> None:
+        self.reader, self.ids, self.patches = reader, ids, patches
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.reader.training_item(self.ids[index])
+        item["image"], item["label"] = self.patches(item["image"], item["label"], item.pop("region"))
+        return item
