@@ -283,8 +283,7 @@ class VolumeDataModule(ItemSetDataModule):
         return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint), training_voxels)
 
     def _item_sets_of(self, reader: ItemReader, shapes: list[tuple[int, int, int]], ids: dict) -> ItemSets:
-        """Slice or volume items: the initial set drawn from the training items, the pool the rest (and every item of
-        the cases without ground truth)."""
+        """Slice or volume items: the initial set from the training items; the rest and every unlabelled case's, the pool."""
         self._check_pool_batch(shapes)
         candidates = ids["train"]
         if self.initial_set_from_foreground_only:
