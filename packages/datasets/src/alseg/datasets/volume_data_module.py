@@ -283,7 +283,7 @@ class VolumeDataModule(ItemSetDataModule):
         return _Prepared(cache, split, sets, normalizer, json_digest(fingerprint), training_voxels)
 
     def _item_sets_of(self, reader: ItemReader, shapes: list[tuple[int, int, int]], ids: dict) -> ItemSets:
-        """Slice or volume items: the initial set from the training items; the rest and every unlabelled case's, the pool."""
+        """Slice or volume items: an initial set of training items; the pool holds the rest and the unlabelled cases."""
         self._check_pool_batch(shapes)
         candidates = ids["train"]
         if self.initial_set_from_foreground_only:
