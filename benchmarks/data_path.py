@@ -13,7 +13,9 @@ Writes ``--cases`` synthetic BraTS cases of 240 x 240 x 155 voxels (4 modalities
 4. **Waiting 2D validation state**: bytes the metric accumulator keeps per slice (without HD95) against the
    bit-packed masks it kept before.
 
-Process start-up is measured by ``benchmarks/startup.py``. Usage: ``uv run python benchmarks/data_path.py
+Single-thread rows are the minimum CPU seconds of alternating repeats (steady on a shared machine; torch runs one
+thread, as it does in DataLoader workers); the threaded cache build is wall time. Process start-up is measured by
+``benchmarks/startup.py``. Usage: ``uv run python benchmarks/data_path.py
 [--cases 4] [--workers 2] [--repeats 3] [--data DIR]``.
 """
 
@@ -22,12 +24,13 @@ import math
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
-from timing import median_seconds
+from timing import alternating_minimum_seconds, median_seconds
 
 from alseg.core.metric_accumulator import VolumeMetricAccumulator
 from alseg.datasets.brats import BraTSDataModule
@@ -60,8 +63,9 @@ def cache_build(data: Path, workers: int, repeats: int) -> tuple[float, float, f
         with tempfile.TemporaryDirectory() as folder:
             VolumeCache(folder, options).ensure_all(cases, workers=threads)
 
-    times = [median_seconds(run, repeats) for run in (bare, lambda: build(1), lambda: build(workers))]
-    return tuple(t / len(cases) for t in times)
+    single = alternating_minimum_seconds([bare, lambda: build(1)], repeats, time.process_time)
+    threaded = median_seconds(lambda: build(workers), repeats)
+    return tuple(t / len(cases) for t in (*single, threaded))
 
 
 def slice_loading(module: BraTSDataModule, repeats: int) -> tuple[float, float]:
@@ -82,7 +86,8 @@ def slice_loading(module: BraTSDataModule, repeats: int) -> tuple[float, float]:
             np.ascontiguousarray(cache.image(case)[..., index])
             np.ascontiguousarray(cache.label(case)[..., index])
 
-    return median_seconds(loader, repeats), median_seconds(raw, repeats)
+    loaded, read = alternating_minimum_seconds([loader, raw], repeats, time.process_time)
+    return loaded, read
 
 
 def patch_loading(module: BraTSDataModule, repeats: int) -> tuple[float, float]:
@@ -104,7 +109,8 @@ def patch_loading(module: BraTSDataModule, repeats: int) -> tuple[float, float]:
             np.ascontiguousarray(cache.image(case)[(slice(None), *box)])
             np.ascontiguousarray(cache.label(case)[(slice(None), *box)])
 
-    return median_seconds(item, repeats) / len(cases), median_seconds(crop, repeats) / len(cases)
+    per_item, per_crop = alternating_minimum_seconds([item, crop], repeats, time.process_time)
+    return per_item / len(cases), per_crop / len(cases)
 
 
 def validation_state_bytes() -> tuple[int, int]:
@@ -133,6 +139,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, default=None)
     args = parser.parse_args()
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         data = args.data or make_data(Path(folder) / "brats", args.cases)
         bare, one, many = cache_build(data, args.workers, args.repeats)

@@ -211,7 +211,7 @@ def check_run(tmp_path, data_dir, records, strategy):
     assert len(set(selected)) == 2 and set(selected) <= {p.stem for p in (data_dir / "images").iterdir()}
     cost = records[-1]["annotation_cost"]  # the initial 2 tiles and the 2 selected
     assert (cost["items"], cost["slices"], cost["voxels"]) == (4, 4, 4 * 16 * 16) and cost["foreground_voxels"] > 0
-    assert (records[-1]["ground_truth_revealed"] > 0) == (strategy == "oracle_fg")
+    assert (records[-1]["ground_truth_revealed"] > 0) == (strategy in ("oracle_fg", "fg_aware_random"))
     assert "val/dice_tumor" in records[-1]["metrics"] and "val/mean_dice" in records[-1]["metrics"]
     config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert config["data"]["class_path"] == "alseg.datasets.bcss.BCSSDataModule"

@@ -77,6 +77,18 @@ def test_label_items_reveals_the_box_only_and_boxes_of_a_case_union(make):
     assert np.array_equal(partial[:, 8:, 8:, 4:], truth[:, 8:, 8:, 4:])
 
 
+def test_a_box_labelled_by_a_person_carries_their_label_not_the_ground_truth(make):
+    module = make(initial_training_set_size=0)
+    case = module.split.train[0]
+    box = f"{case}:0-0-0:8-8-4"
+    truth = module.volume_cache.label(case)[:, :8, :8, :4]
+    drawn = torch.as_tensor(1 - truth, dtype=torch.uint8)  # the complement of the ground truth: differs everywhere
+    module.label_items([box], labels={box: drawn})
+    partial = module._item_sets().reader.partial_case(case)
+    assert np.array_equal(partial[:, :8, :8, :4], drawn.numpy())
+    assert (partial == UNKNOWN).sum() == partial.size - drawn.numel()
+
+
 def test_training_patches_are_centred_in_labelled_boxes(make):
     module = make(initial_training_set_size=3, patch_size=(4, 4, 4))
     torch.manual_seed(0)

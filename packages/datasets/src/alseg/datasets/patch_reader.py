@@ -30,11 +30,14 @@ class PatchReader:
 
     Attributes:
         pseudo_labels: Patch id → pseudo label in the cache's target format, ``uint8 [R, *size]`` or ``[*size]``.
+        oracle_labels: Patch id → the label an oracle supplied for the box (a person's), in the same format; the
+            box's ground truth otherwise.
     """
 
     def __init__(self, volumes: ItemReader, train: list[str]) -> None:
         self.volumes, self.train = volumes, train
         self.pseudo_labels: dict[str, np.ndarray] = {}
+        self.oracle_labels: dict[str, np.ndarray] = {}
 
     def _box(self, item_id: str) -> Box | None:
         return parse_patch_id(item_id)
@@ -45,6 +48,11 @@ class PatchReader:
 
     def _truth(self, box: Box) -> np.ndarray:
         return self._crop(self.volumes.cache.label(box.case_id), box)
+
+    def _oracle_label(self, item_id: str, box: Box) -> np.ndarray:
+        """The label the oracle gave the box: a person's if supplied, else the ground truth inside it."""
+        supplied = self.oracle_labels.get(item_id)
+        return self._truth(box) if supplied is None else supplied
 
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item of a patch id (see the module doc), or the volume reader's item of any other id."""
@@ -62,7 +70,8 @@ class PatchReader:
         if role == "pool":
             return item
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        item["label"] = self.volumes.as_target(self._truth(box) if pseudo is None else pseudo)
+        label = self._oracle_label(item_id, box) if role == "train" else self._truth(box)
+        item["label"] = self.volumes.as_target(label if pseudo is None else pseudo)
         if role == "train":
             item["pseudo_labeled"] = pseudo is not None
         return item
@@ -80,7 +89,7 @@ class PatchReader:
         boxes = [(i, b) for i in self.train if (b := self._box(i)) is not None and b.case_id == case_id]
         for item_id, box in sorted(boxes, key=lambda pair: pair[0] not in self.pseudo_labels):  # pseudo first
             pseudo = self.pseudo_labels.get(item_id)
-            partial[(..., *box.slices)] = self._crop(truth, box) if pseudo is None else pseudo
+            partial[(..., *box.slices)] = self._oracle_label(item_id, box) if pseudo is None else pseudo
         return partial
 
     def training_item(self, item_id: str) -> dict[str, Any]:
@@ -104,6 +113,11 @@ class PatchReader:
         if box is None:
             return self.volumes.label_shape(item_id)
         return (self.volumes.num_classes if self.volumes.multilabel else 1, *box.size)
+
+    def has_ground_truth(self, item_id: str) -> bool:
+        """Whether the box's (or volume's) case has a ground-truth label."""
+        box = self._box(item_id)
+        return self.volumes.has_ground_truth(item_id if box is None else box.case_id)
 
     def has_foreground(self, item_id: str) -> bool:
         """Whether the ground truth inside the box holds foreground (analysis and oracle-informed baselines)."""

@@ -63,9 +63,9 @@ class PatchSets(ItemSets):
         initial = select_boxes([pool[i] for i in order], self.patch_pool(), initial_size)
         self.label(initial, {})
 
-    def label(self, ids: list[str], pseudo_labels: dict[str, Any]) -> None:
+    def label(self, ids: list[str], pseudo_labels: dict[str, Any], labels: dict[str, Any] | None = None) -> None:
         """Labels like :meth:`ItemSets.label`, then drops the pool boxes that the overlap rule now excludes."""
-        super().label(ids, pseudo_labels)
+        super().label(ids, pseudo_labels, labels)
         coverage = Coverage(self.geometry.case_shapes, _boxes(self.train).values())
         limit = self.geometry.max_overlap
         self.pool[:] = [i for i, box in _boxes(self.pool).items() if coverage.overlap(box) <= limit]
