@@ -108,6 +108,19 @@ def test_nan_voxels_name_case_file_and_count(brats_dir, rewrite_nifti):
         read_case(case, SCHEME)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_finite_voxels_are_accepted_and_a_lone_minus_inf_is_not(brats_dir, rewrite_nifti, dtype):
+    case = _first_case(brats_dir)
+    data = nib.load(case.images["flair"].path).get_fdata().astype(dtype)
+    data[0, 0, :3] = np.finfo(np.float32).max  # finite, though the float32 sum of a few of them is not
+    rewrite_nifti(case.images["flair"].path, data=data)
+    assert read_case(case, SCHEME).image.shape[0] == 4
+    data[0, 1, 0] = -np.inf
+    rewrite_nifti(case.images["flair"].path, data=data)
+    with pytest.raises(DataError, match=r"holds 1 NaN/Inf"):
+        read_case(case, SCHEME)
+
+
 def test_unexpected_label_values_name_case_and_file(brats_dir, rewrite_nifti):
     case = _first_case(brats_dir)
     label = np.asarray(nib.load(case.label).dataobj).copy()
