@@ -38,7 +38,7 @@ ALSEG_TOOLS = {
     "alseg-make-data": make_data.main,
 }
 # Other tools the docs may show, with what their arguments must satisfy.
-OTHER_TOOLS = {"pytest", "mkdocs", "python", "bash", "pip", "tensorboard", "wandb", "mlflow", "srun"}
+OTHER_TOOLS = {"pytest", "mkdocs", "python", "bash", "pip", "tensorboard", "wandb", "mlflow", "srun", "cp"}
 SHELL_OPERATORS = {">", ">>", "|", "&&", ";", "&"}
 
 
