@@ -37,9 +37,10 @@ def drawn(path, round_index):
     return sorted(p.name for p in (path / "heatmaps" / f"round_{round_index:03d}").iterdir())
 
 
-def test_files_of_the_first_n_selected_ids_and_same_ledger(tmp_path):
-    pipeline(tmp_path / "plain").run()
-    pipeline(tmp_path / "drawn", heatmaps_per_round=2).run()
+@pytest.mark.parametrize("strategy", [EntropyStrategy, lambda: BALDStrategy(mc_samples=2)], ids=["entropy", "bald"])
+def test_files_of_the_first_n_selected_ids_and_same_ledger(tmp_path, strategy):
+    pipeline(tmp_path / "plain", strategy()).run()
+    pipeline(tmp_path / "drawn", strategy(), heatmaps_per_round=2).run()
     assert ledger(tmp_path / "plain") == ledger(tmp_path / "drawn")
     assert not (tmp_path / "plain" / "heatmaps").exists()
     for record in ledger(tmp_path / "drawn")[1:]:
@@ -156,3 +157,23 @@ def test_cuda_placement(tmp_path, monkeypatch):
     monkeypatch.setattr(heatmaps, "item_maps", spy)
     pipeline(tmp_path / "run", accelerator="gpu", heatmaps_per_round=1, iterations=1).run()
     assert devices == ["cuda"]
+
+
+def test_multi_label_maps_threshold_sigmoids_and_sum_binary_entropies():
+    """Sigmoid outputs are thresholded per region (never softmaxed); the map is the sum of binary entropies."""
+    from alseg.core.heatmap_maps import item_maps
+    from alseg.strategies.scoring import binary_entropy
+
+    data = InMemoryDataModule(multi_label=True)
+    data.setup()
+    model = TinySegmentationModel()
+    model.bind_data(data)
+    item_id = data.unlabeled_ids()[0]
+    batch = {"image": data.item(item_id, False)["image"][None], "id": [item_id]}
+    truth = data.ground_truth([item_id])[item_id]
+    [maps] = item_maps(model, EntropyStrategy(), batch, [truth], True, seed=0)
+    probabilities = sample_probabilities(model, batch, None, 0)
+    np.testing.assert_array_equal(maps.prediction, (probabilities[0] > 0.5).numpy())
+    np.testing.assert_array_equal(maps.truth, (truth > 0.5).numpy())
+    np.testing.assert_allclose(maps.scores, binary_entropy(probabilities)[0].numpy(), rtol=1e-6)
+    assert maps.scores.dtype == np.float32 and maps.prediction.shape[0] == data.num_classes()
