@@ -20,11 +20,13 @@ def test_nifti_score_map_of_a_queried_volume(tmp_path, alseg_train):
     data = ["--data.data_dir", str(data_dir), "--data.cache_dir", str(tmp_path / "cache")]
     run = tmp_path / "run"
     records = alseg_train(run, data, *THREE_D, "--data.initial_training_set_size", "1", "--strategy", "entropy",
-                          "--active_learning.heatmaps_per_round", "1")  # fmt: skip
+                          "--active_learning.heatmaps_per_round", "1",
+                          "--active_learning.heatmaps_gradcam_layer", "net.model.0.conv")  # fmt: skip
     item_id = records[1]["selected_ids"][0]
     folder = run / "heatmaps" / "round_001"
     assert sorted(p.name for p in folder.iterdir()) == [f"01_{item_id}.nii.gz", f"01_{item_id}.png", "heatmaps.json"]
-    assert json.loads((folder / "heatmaps.json").read_text())["ids"] == [item_id]
+    done = json.loads((folder / "heatmaps.json").read_text())
+    assert done["ids"] == [item_id] and done["gradcam_layer"] == "net.model.0.conv"
 
     querying = load_run(run, 0)  # the model that made round 1's query, with the run's data module
     querying.data_module.setup()
