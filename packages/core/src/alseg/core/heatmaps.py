@@ -128,7 +128,7 @@ def draw_round(
     name = type(strategy).__name__
     score_name = name.removesuffix("Strategy").lower() + " score"
     files: dict[str, list[str]] = {}
-    for batch in _batches_of(data_module, ids, where):
+    for batch in _batches_of(data_module, ids, where, record.round):
         maps = item_maps(querier, strategy, batch, [truth.get(i) for i in batch["id"]],
                          data_module.multi_label(), record.seed, where.forward_context)  # fmt: skip
         cams = None
@@ -150,7 +150,9 @@ def draw_round(
     atomic_write_text(folder / DONE, json.dumps(summary, indent=2) + "\n")
 
 
-def _batches_of(data_module: ActiveLearningDataModule, ids: list[str], where: Placement) -> Iterator[dict[str, Any]]:
+def _batches_of(
+    data_module: ActiveLearningDataModule, ids: list[str], where: Placement, round_index: int
+) -> Iterator[dict[str, Any]]:
     """The items ``ids`` (training or pool items), in batches of the loaders, on the placement's device."""
     wanted = set(ids)
     loaders = [data_module.labeled_dataloader, data_module.unlabeled_dataloader]
@@ -163,7 +165,10 @@ def _batches_of(data_module: ActiveLearningDataModule, ids: list[str], where: Pl
             if not wanted:
                 return
     if wanted:
-        raise ConfigError(f"Cannot draw heatmaps: ids neither labelled nor in the pool: {sorted(wanted)[:10]}.")
+        raise ConfigError(
+            f"Cannot draw the heatmaps of round {round_index}: the selected ids {sorted(wanted)[:10]} are neither "
+            f"training nor pool items of {type(data_module).__name__}. Set heatmaps_per_round to 0 to go on without."
+        )
 
 
 def _subset(batch: dict[str, Any], keep: list[int], device: torch.device) -> dict[str, Any]:
