@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from lightning.pytorch import seed_everything
 
-from alseg.core import distributed, progress
+from alseg.core import distributed, heatmaps, progress
 from alseg.core.data_module import ActiveLearningDataModule
 from alseg.core.errors import ConfigError, PluginError
 from alseg.core.inference import placement
@@ -82,6 +82,10 @@ class ActiveLearningPipeline:
             class paths and resolved constructor arguments of the three objects (and of an oracle other than the
             simulated one), the seed, the active-learning options and the Trainer options.
         oracle: Labels the selected ids; default :class:`~alseg.core.oracle.SimulatedOracle` (the ground truth).
+        heatmaps_per_round: Draw the first N ids selected in each round (image, contours, the strategy's score map)
+            into ``<output_dir>/heatmaps/round_XXX/`` after the round, from the querying checkpoint
+            (:mod:`alseg.core.heatmaps`; extra ``alseg-core[heatmaps]``); 0 draws none.
+        heatmaps_gradcam_layer: A layer name (``model.named_modules()``) whose Grad-CAM the heatmaps add.
     """
 
     def __init__(
@@ -110,8 +114,12 @@ class ActiveLearningPipeline:
         tracking_uri: str | None = None,
         config: dict[str, Any] | None = None,
         oracle: Oracle | None = None,
+        heatmaps_per_round: int = 0,
+        heatmaps_gradcam_layer: str | None = None,
     ) -> None:
         self.loggers = resolve_loggers(logger)
+        heatmaps.check_options(heatmaps_per_round, heatmaps_gradcam_layer)
+        self.heatmaps = {"per_round": heatmaps_per_round, "gradcam_layer": heatmaps_gradcam_layer}
         _check_at_least("items_to_label", items_to_label, 1)
         _check_at_least("epochs", epochs, 1)
         _check_at_least("epochs_increase_per_query", epochs_increase_per_query, 0)
@@ -152,6 +160,8 @@ class ActiveLearningPipeline:
                 "model_selection_mode": model_selection_mode,
                 "test_each_round": test_each_round,
                 "deterministic": deterministic,
+                "heatmaps_per_round": heatmaps_per_round,
+                "heatmaps_gradcam_layer": heatmaps_gradcam_layer,
             },
             "trainer": plain(trainer_options or {}),
         }
@@ -203,8 +213,11 @@ class ActiveLearningPipeline:
             records = self.run_dir.read_rounds()
         seed_everything(self.seed, verbose=False)  # layers built lazily from the data start from this seed
         self.model.bind_data(self.data_module)
+        heatmaps.check_layer(self.model, self.heatmaps["gradcam_layer"])
         self._cost = self.data_module.annotation_cost(self.data_module.labeled_ids())
         self._replay(records)
+        if writer:
+            self._draw_heatmaps()  # rounds of an earlier start that have none (e.g. the option was added since)
         round_index = len(records)
         with track(self.run_dir, self.loggers if writer else (), records, self.tracking) as tracker:
             while self._has_next_round(round_index):
@@ -214,6 +227,7 @@ class ActiveLearningPipeline:
                     self.run_dir.clear_pending()
                     tracker.log_round(records[-1])
                     progress.say(_round_line(records[-1]))
+                    self._draw_heatmaps()
                 round_index += 1
             summary = self._summarise(records)
             if writer:
@@ -287,6 +301,13 @@ class ActiveLearningPipeline:
             timing_s={"query": query_s, "train": result.train_s, "validate": result.validate_s, "test": result.test_s},
             wall_time_s=time.perf_counter() - start,
         )
+
+    def _draw_heatmaps(self) -> None:
+        """Draws the heatmaps of the rounds that have none yet (rank 0, on the Trainer's device)."""
+        if self.heatmaps["per_round"]:
+            where = self.trainer.placement()
+            heatmaps.draw_heatmaps(self.run_dir, self.data_module, self.model, self.strategy, placement=where,
+                                   **self.heatmaps)  # fmt: skip
 
     def _add_cost(self, ids: list[str]) -> None:
         """Adds the annotation cost of oracle labels (``ids``, pseudo labels excluded) to the run's total."""

@@ -10,6 +10,8 @@ Layout of ``output_dir``::
     pseudo_labels/       pseudo labels given in a round (round_001.pt), replayed on resume
     oracle_labels/       labels an oracle that asks a person supplied in a round (round_001.pt), replayed on resume
     pending_round.pt     a round's selection that waits for its labels (see :mod:`alseg.core.pending_round`)
+    heatmaps/            drawings of what was queried (``heatmaps_per_round``; see :mod:`alseg.core.heatmaps`):
+                         round_001/01_<id>.png (and .nii.gz for 3D items), heatmaps.json written last
     oracle/              the oracle's own files (e.g. the digest of the manifest of the round it asked for)
     logs/                Lightning CSV logs, one version per round (csv/round_003/), and the experiment trackers'
                          files with tracking.json, their run ids (see :mod:`alseg.core.tracking`)
@@ -45,7 +47,8 @@ from alseg.core.errors import ConfigError
 from alseg.core.round_record import RoundRecord
 
 #: Config keys that may change when a run is resumed: more rounds for a finished run, the directory's own path
-#: (a run directory that was moved or copied resumes where it is) and where logs go (they change no result).
+#: (a run directory that was moved or copied resumes where it is), where logs go and the heatmaps drawn (they change no
+#: result).
 RESUMABLE_KEYS = frozenset(
     {
         "active_learning.iterations",
@@ -53,6 +56,8 @@ RESUMABLE_KEYS = frozenset(
         "active_learning.logger",
         "active_learning.tracking_project",
         "active_learning.tracking_uri",
+        "active_learning.heatmaps_per_round",
+        "active_learning.heatmaps_gradcam_layer",
     }
 )
 
@@ -280,6 +285,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file and a rename (creating the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:

@@ -18,6 +18,10 @@ class QueryStrategy(RecordsInitArgs, ABC):
     A strategy takes its hyper-parameters in its constructor (typed, with defaults, so that it can be built from a
     configuration or a short name) and keeps no state between rounds: everything random derives from the ``seed``
     the pipeline passes, so that a resumed run repeats the selections of an uninterrupted one.
+
+    Optional hook for heatmaps of queried items (:mod:`alseg.core.heatmaps`): a strategy whose choice rests on a
+    per-voxel score defines ``voxel_scores(probabilities, multi_label) -> Tensor[B, *S]`` (from ``[B, C, *S]``, or
+    ``[K, B, C, *S]`` if it sets ``mc_samples = K``), as every score-based built-in does; the heatmaps draw that map.
     """
 
     @abstractmethod

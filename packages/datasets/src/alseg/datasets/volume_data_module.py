@@ -10,7 +10,9 @@ import os
 from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader
 
 from alseg.core.errors import ConfigError, DataError
@@ -366,6 +368,12 @@ class VolumeDataModule(ItemSetDataModule):
     def data_channels(self) -> int:
         """The number of image channels (selected modalities)."""
         return len(self.source().cases[0].modalities)
+
+    def nifti_of_item(self, item_id: str, array: np.ndarray, description: str) -> Any:
+        """A NIfTI image of a reader-frame item array ``[X, Y, Z]`` in the geometry of its case's file (heatmaps)."""
+        from alseg.datasets.annotation_items import AnnotationItem
+
+        return AnnotationItem.of(self, item_id).to_file(array, description)
 
     def labeled_dataloader(self) -> DataLoader:
         """The training items in a fixed order, with ``pool_batch_size``; whole volumes for ``dim=3``.
