@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from alseg.core.data_module import ActiveLearningDataModule
@@ -184,8 +185,6 @@ def _subset(batch: dict[str, Any], keep: list[int], device: torch.device) -> dic
 
 
 def _stack(arrays: list[Any]) -> Any:
-    import numpy as np
-
     return np.stack(arrays)
 
 
