@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from alseg.core.heatmap_maps import sample_probabilities
+from alseg.core.inference import Placement, batch_probabilities
 from alseg.datasets.annotation_items import AnnotationItem
 from alseg.datasets.synthetic import write_brats
 from alseg.datasets.trained_run import load_run
@@ -34,7 +34,7 @@ def test_nifti_score_map_of_a_queried_volume(tmp_path, alseg_train):
     keep = batch["id"].index(item_id)
     single = {"image": batch["image"][keep : keep + 1], "id": [item_id], "case_id": [item_id]}
     single["spacing"] = batch["spacing"][keep : keep + 1]
-    probabilities = sample_probabilities(querying.model, single, None, 0)
+    probabilities = batch_probabilities(querying.model, single, Placement(torch.device("cpu")))
     expected = EntropyStrategy().voxel_scores(probabilities, querying.data_module.multi_label())[0].numpy()
 
     written = nib.load(folder / f"01_{item_id}.nii.gz")

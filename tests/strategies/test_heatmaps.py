@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from alseg.core import ActiveLearningPipeline, ConfigError
-from alseg.core.heatmap_maps import sample_probabilities
 from alseg.core.heatmaps import draw_heatmaps
+from alseg.core.inference import Placement, batch_probabilities
 from alseg.core.testing import InMemoryDataModule, SeededRandomStrategy, TinySegmentationModel
 from alseg.strategies.bald import BALDStrategy
 from alseg.strategies.entropy import EntropyStrategy
@@ -77,7 +77,11 @@ def test_score_map_is_the_strategys_under_the_querying_checkpoint(tmp_path):
     model.load_state_dict(torch.load(tmp_path / "run" / record[0]["best_checkpoint"], weights_only=True)["state_dict"])
     item = next(data.item(i, False) for i in data.unlabeled_ids() if i == item_id)
     batch = {"image": item["image"][None], "id": [item_id]}
-    expected = EntropyStrategy().voxel_scores(sample_probabilities(model, batch, None, 0), False)[0].numpy()
+    expected = (
+        EntropyStrategy()
+        .voxel_scores(batch_probabilities(model, batch, Placement(torch.device("cpu"))), False)[0]
+        .numpy()
+    )
     scores, title = captured[f"01_{item_id.replace(':', '_')}.png"]
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
     assert record[0]["best_checkpoint"] in title
@@ -171,8 +175,8 @@ def test_multi_label_maps_threshold_sigmoids_and_sum_binary_entropies():
     item_id = data.unlabeled_ids()[0]
     batch = {"image": data.item(item_id, False)["image"][None], "id": [item_id]}
     truth = data.ground_truth([item_id])[item_id]
-    [maps] = item_maps(model, EntropyStrategy(), batch, [truth], True, seed=0)
-    probabilities = sample_probabilities(model, batch, None, 0)
+    [maps] = item_maps(model, EntropyStrategy(), batch, [truth], True, 0, Placement(torch.device("cpu")))
+    probabilities = batch_probabilities(model, batch, Placement(torch.device("cpu")))
     np.testing.assert_array_equal(maps.prediction, (probabilities[0] > 0.5).numpy())
     np.testing.assert_array_equal(maps.truth, (truth > 0.5).numpy())
     np.testing.assert_allclose(maps.scores, binary_entropy(probabilities)[0].numpy(), rtol=1e-6)

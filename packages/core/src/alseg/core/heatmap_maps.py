@@ -9,7 +9,6 @@ Strategies without it (random, coreset) have no map. Pure torch apart from the m
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alseg.core.mc_dropout import mc_dropout
+from alseg.core.inference import Placement, batch_probabilities
 from alseg.core.model import PytorchModel
 
 
@@ -51,7 +50,7 @@ def item_maps(
     truth: list[Tensor | None],
     multi_label: bool,
     seed: int,
-    forward_context: Callable[[], Any] = nullcontext,
+    where: Placement,
 ) -> list[ItemMaps]:
     """Runs ``model`` (in eval mode, on the batch's device) over a batch and returns every item's maps.
 
@@ -62,12 +61,12 @@ def item_maps(
         truth: Each item's ground-truth label (shaped like a training item's) or None.
         multi_label: Whether outputs are sigmoids (regions) rather than a softmax.
         seed: Seed of the MC-dropout masks (torch's global RNG is restored afterwards).
-        forward_context: The Trainer's precision context.
+        where: The device (the batch's) and the Trainer's precision.
 
     Returns:
         One :class:`ItemMaps` per item, in batch order.
     """
-    probabilities = sample_probabilities(model, batch, getattr(strategy, "mc_samples", None), seed, forward_context)
+    probabilities = batch_probabilities(model, batch, where, getattr(strategy, "mc_samples", None), seed)
     hook = score_function(strategy)
     scores = None if hook is None else hook(probabilities, multi_label).float().cpu().numpy()
     mean = probabilities.mean(0) if probabilities.ndim == batch["image"].ndim + 1 else probabilities
@@ -82,27 +81,6 @@ def item_maps(
         )
         for i in range(len(batch["id"]))
     ]
-
-
-def sample_probabilities(
-    model: PytorchModel,
-    batch: dict[str, Any],
-    mc_samples: int | None,
-    seed: int,
-    forward_context: Callable[[], Any] = nullcontext,
-) -> Tensor:
-    """Probabilities ``float32 [B, C, *S]``, or ``[K, B, C, *S]`` from ``mc_samples`` MC-dropout samples.
-
-    Only dropout layers sample (:func:`~alseg.core.mc_dropout.mc_dropout`); the dropout masks come from ``seed``.
-    """
-    model.eval()
-    device = batch["image"].device
-    with torch.inference_mode(), forward_context():
-        if not mc_samples:
-            return model.predict_step(batch, 0).float()
-        with mc_dropout(model), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            return torch.stack([model.predict_step(batch, 0).float() for _ in range(mc_samples)])
 
 
 def foreground_masks(

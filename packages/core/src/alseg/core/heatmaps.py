@@ -131,7 +131,7 @@ def draw_round(
     files: dict[str, list[str]] = {}
     for batch in _batches_of(data_module, ids, where, record.round):
         maps = item_maps(querier, strategy, batch, [truth.get(i) for i in batch["id"]],
-                         data_module.multi_label(), record.seed, where.forward_context)  # fmt: skip
+                         data_module.multi_label(), record.seed, where)  # fmt: skip
         cams = None
         if gradcam_layer is not None:
             predicted = [m.prediction for m in maps]

@@ -88,13 +88,33 @@ def stream_probabilities(
     where = current_placement(model)
     description = "pool scoring" if mc_samples is None else f"pool scoring ({mc_samples} MC samples)"
     for index, batch in _batches(model, data_module.unlabeled_dataloader(), where, description):
-        with _evaluating(model, where):
-            if mc_samples is None:
-                probabilities = model.predict_step(batch, index).float()
-            else:
-                with mc_dropout(model), _seeded(where.device, seed, index):
-                    probabilities = torch.stack([model.predict_step(batch, index).float() for _ in range(mc_samples)])
-        yield batch, probabilities
+        yield batch, batch_probabilities(model, batch, where, mc_samples, seed, index)
+
+
+def batch_probabilities(
+    model: PytorchModel,
+    batch: dict[str, Any],
+    where: Placement,
+    mc_samples: int | None = None,
+    seed: int = 0,
+    index: int = 0,
+) -> torch.Tensor:
+    """Float32 probabilities of one batch (already on ``where.device``), in eval and inference mode (restored after).
+
+    Args:
+        model: The model, on ``where.device``.
+        batch: The batch, ``image [B, C, *S]``.
+        where: Device and precision.
+        mc_samples: None for one deterministic pass, ``[B, C, *S]``; K for K MC-dropout samples, ``[K, B, C, *S]``
+            (only dropout layers sample).
+        seed: Seed of the dropout masks, which derive from ``(seed, index)``.
+        index: The batch's index (in the whole pool, when streaming it), passed to ``predict_step``.
+    """
+    with _evaluating(model, where):
+        if mc_samples is None:
+            return model.predict_step(batch, index).float()
+        with mc_dropout(model), _seeded(where.device, seed, index):
+            return torch.stack([model.predict_step(batch, index).float() for _ in range(mc_samples)])
 
 
 def stream_embeddings(

@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from torch import Tensor
 
-from alseg.core import distributed
 from alseg.core.errors import ConfigError
-from alseg.core.inference import Placement, current_placement, stream_images
+from alseg.core.inference import Placement, current_placement, gather_pool, stream_images
 from alseg.core.mc_dropout import mc_dropout
 from alseg.core.model import PytorchModel
 from alseg.core.patch_pool import PatchPool
@@ -105,10 +104,7 @@ def score_boxes(
             )
         means = box_means(score_map[0, 0], pool.patch_size).cpu()
         local.update((item_id, float(means[start])) for item_id, start in boxes_of.get(case_id, []))
-    merged: dict[str, float] = {}
-    for part in distributed.all_gather_objects(local):
-        merged.update(part)
-    return merged
+    return gather_pool(local)
 
 
 @contextmanager
