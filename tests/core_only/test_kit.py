@@ -371,3 +371,14 @@ def test_an_unknown_name_in_skip_is_an_error_that_lists_the_valid_names(run):
 def test_skip_must_not_be_a_single_string():
     with pytest.raises(TypeError, match="collection of check names, not the string 'check_model_fast_dev_run_fit'"):
         check_model(TinySegmentationModel, InMemoryDataModule(), skip="check_model_fast_dev_run_fit")
+
+
+class OriginalLabelItems(InMemoryDataModule):
+    """The original extension API: label_items(ids, pseudo_labels), no oracle labels."""
+
+    def label_items(self, ids, pseudo_labels=None):
+        super().label_items(ids, pseudo_labels)
+
+
+def test_a_data_module_with_the_original_label_items_passes_the_oracle_labels_check():
+    testing.check_data_module_oracle_labels(OriginalLabelItems)  # only the simulated oracle can label it
