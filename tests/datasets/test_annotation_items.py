@@ -4,6 +4,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from alseg.core.patch_pool import Box
 from alseg.datasets.annotation_items import AnnotationItem
 from alseg.datasets.nifti_output import SourceGeometry
 
@@ -33,3 +34,28 @@ def test_a_slice_file_overlays_its_case(tmp_path, ornt, axis):
         np.testing.assert_allclose(np.asanyarray(image.dataobj).reshape(-1), canonical[tuple(where)])
         back = item.to_reader(np.asanyarray(image.dataobj))
         np.testing.assert_allclose(np.take(back, 0, axis=axis), np.take(canonical, index, axis=axis))
+
+
+@pytest.mark.parametrize("ornt", [[[0, 1], [1, 1], [2, 1]], [[2, -1], [0, 1], [1, -1]], [[1, 1], [2, -1], [0, -1]]])
+def test_a_box_file_overlays_its_case(tmp_path, ornt):
+    canonical = np.random.default_rng(1).normal(size=(5, 6, 7)).astype(np.float32)
+    affine = np.diag([1.0, 2.0, 3.0, 1.0])
+    affine[:3, 3] = [-4.0, 5.0, -6.0]
+    ornt = np.array(ornt)
+    path = tmp_path / "case.nii.gz"
+    data = nib.orientations.apply_orientation(canonical, ornt)
+    nib.save(nib.Nifti1Image(data, affine @ nib.orientations.inv_ornt_aff(ornt, canonical.shape)), path)
+    box = Box("case", (1, 2, 3), (3, 2, 4))
+    item = AnnotationItem("case:1-2-3:3-2-4", "case", None, None, SourceGeometry.of_file(path, "case"), box)
+    assert item.kind == "patch" and item.name == "case_box1-2-3_3-2-4.nii.gz"
+    image = item.to_file(item.slab(canonical), "test")
+    assert image.shape == item.shape and sorted(image.shape) == [2, 3, 4]
+    voxels = np.indices(image.shape).reshape(3, -1)
+    where = np.rint(np.linalg.inv(affine) @ image.affine @ np.vstack([voxels, np.ones(voxels.shape[1])]))[:3]
+    where = where.astype(int)
+    for axis in range(3):  # the file's voxels lie in the box, at the case's values
+        assert set(where[axis]) == set(range(box.start[axis], box.start[axis] + box.size[axis]))
+    np.testing.assert_allclose(np.asanyarray(image.dataobj).reshape(-1), canonical[tuple(where)])
+    start, size = item.file_box
+    np.testing.assert_allclose(np.asanyarray(image.dataobj), data[tuple(slice(a, a + n) for a, n in zip(start, size))])
+    np.testing.assert_allclose(item.to_reader(np.asanyarray(image.dataobj)), item.slab(canonical))

@@ -66,9 +66,12 @@ def brats(tmp_path_factory) -> Path:
 
 THREE_D = ["--data.dim", "3", "--model.dim", "3", "--data.patch_size", "[16, 16, 8]", "--model.roi_size", "[8, 8, 8]"]
 ONE_BY_ONE = ["--data.initial_training_set_size", "1", "--active_learning.items_to_label", "1"]  # after the tiny run
+PATCHES = [*THREE_D, "--data.annotation_unit", "patch", "--data.query_patch_size", "[8, 8, 4]"]
 
 
-@pytest.mark.parametrize(("items", "sizes"), [([], []), (THREE_D, ONE_BY_ONE)], ids=["slices", "volumes"])
+@pytest.mark.parametrize(
+    ("items", "sizes"), [([], []), (THREE_D, ONE_BY_ONE), (PATCHES, [])], ids=["slices", "volumes", "patches"]
+)
 def test_a_scripted_annotator_gives_the_simulated_ledger(train, tmp_path, brats, capsys, items, sizes):
     data = ["--data.data_dir", str(brats), "--data.cache_dir", str(tmp_path / "cache"), *items]
     rounds = ["--active_learning.iterations", "2", *sizes]
@@ -85,20 +88,25 @@ def test_a_scripted_annotator_gives_the_simulated_ledger(train, tmp_path, brats,
     assert (run / "rounds.jsonl").read_bytes() == before
 
 
-def test_slices_overlay_their_case(train, tmp_path, brats):
-    data = ["--data.data_dir", str(brats), "--data.cache_dir", str(tmp_path / "cache")]
+@pytest.mark.parametrize("items", [[], PATCHES], ids=["slices", "patches"])
+def test_items_overlay_their_case(train, tmp_path, brats, items):
+    data = ["--data.data_dir", str(brats), "--data.cache_dir", str(tmp_path / "cache"), *items]
     train(tmp_path / "run", data, "--oracle", "folder", "--oracle.dir", str(tmp_path / "ann"))
     round_dir = tmp_path / "ann" / "round_001"
-    for item in json.loads((round_dir / "manifest.json").read_text())["items"]:
+    entries = json.loads((round_dir / "manifest.json").read_text())["items"]
+    assert {item["kind"] for item in entries} == {"patch" if items else "slice"}
+    for item in entries:
         case = item["case_id"]
         flair = nib.load(brats / case / f"{case}_flair.nii.gz")
         image, prediction = nib.load(round_dir / item["image"]), nib.load(round_dir / item["prediction"])
         assert image.shape == (*item["shape"], 4) and prediction.shape == tuple(item["shape"])
         np.testing.assert_allclose(prediction.affine, image.affine)
-        ijk = np.rint(np.linalg.inv(flair.affine) @ image.affine @ [0, 0, 0, 1])[:3].astype(int)
-        size = flair.shape[:2]
-        expected = np.asanyarray(flair.dataobj)[: size[0], : size[1], ijk[2]]
-        np.testing.assert_allclose(np.asanyarray(image.dataobj)[:, :, 0, 0], expected, rtol=1e-6)
+        start = np.rint(np.linalg.inv(flair.affine) @ image.affine @ [0, 0, 0, 1])[:3].astype(int)
+        if items:  # the manifest's box is the item's voxels in the case file
+            assert item["box"] == {"start": start.tolist(), "size": item["shape"]}
+        box = tuple(slice(a, a + n) for a, n in zip(start, item["shape"], strict=True))
+        expected = np.asanyarray(flair.dataobj)[box]
+        np.testing.assert_allclose(np.asanyarray(image.dataobj)[..., 0], expected, rtol=1e-6)
         assert set(np.unique(np.asanyarray(prediction.dataobj))) <= {0, 1, 2, 4}
 
 

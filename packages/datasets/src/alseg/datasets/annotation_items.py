@@ -1,10 +1,11 @@
 """The items of an annotation round as files: a name, and the voxels of the case's own NIfTI file they cover.
 
-A volume item covers its whole case file; a slice item (``"<case_id>:<slice_index>"``, taken along the data module's
-``axis`` of the reader's RAS+ frame, :mod:`alseg.datasets.items`) is one slice of that file: the file axis that the
-reader turned into ``axis``, at the index the reader's flip (if any) maps the slice to. Its single-slice NIfTI keeps
-the file's voxel order (size 1 along that axis) and the file's affine moved to the slice, so it overlays the case in
-any viewer. Patch items may add a box (``box`` in the manifest, None here).
+Every item is a box of its case in the reader's RAS+ frame (:mod:`alseg.datasets.volumes`): a volume item is the
+whole case; a slice item (``"<case_id>:<slice_index>"``, taken along the data module's ``axis``,
+:mod:`alseg.datasets.items`) is one voxel thick along that axis; a patch item (``"<case_id>:<x0>-<y0>-<z0>:<sx>-<sy>-
+<sz>"``, :mod:`alseg.datasets.patch_items`) is its box. In the case's file the same voxels form a box too (the
+reader only permutes and flips axes), so an item's NIfTI keeps the file's voxel order, with the item's extent, and
+the file's affine moved to the box's first voxel: it overlays the case in any viewer.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
+from alseg.core.patch_pool import Box
 from alseg.datasets.items import parse_item_id
 from alseg.datasets.nifti_output import SourceGeometry
+from alseg.datasets.patch_items import parse_patch_id
 from alseg.datasets.volume_data_module import VolumeDataModule
+
+PLURAL = {"volume": "volumes", "slice": "slices", "patch": "patches"}
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,10 @@ class AnnotationItem:
     Attributes:
         item_id: The item id.
         case_id: Its case.
-        slice_index: The slice along the data module's ``axis`` (reader frame), or None for a volume.
-        axis: The data module's slicing axis (reader frame), or None for a volume.
+        slice_index: The slice along the data module's ``axis`` (reader frame), or None for a volume or patch.
+        axis: The data module's slicing axis (reader frame), or None for a volume or patch.
         geometry: The case's first image file.
+        box: A patch item's box (reader frame), or None for a volume or slice.
     """
 
     item_id: str
@@ -37,53 +43,73 @@ class AnnotationItem:
     slice_index: int | None
     axis: int | None
     geometry: SourceGeometry
+    box: Box | None = None
 
     @classmethod
     def of(cls, data_module: VolumeDataModule, item_id: str) -> AnnotationItem:
         """The item ``item_id`` of ``data_module``, with the header of its case's first image file."""
-        case_id, slice_index = parse_item_id(item_id)
+        box = parse_patch_id(item_id)
+        case_id, slice_index = (box.case_id, None) if box is not None else parse_item_id(item_id)
         first = next(iter(data_module.case(case_id).images.values())).path
         axis = None if slice_index is None else data_module.axis
-        return cls(item_id, case_id, slice_index, axis, SourceGeometry.of_file(first, case_id))
+        return cls(item_id, case_id, slice_index, axis, SourceGeometry.of_file(first, case_id), box)
+
+    @property
+    def kind(self) -> str:
+        """``"volume"``, ``"slice"`` or ``"patch"``."""
+        return "patch" if self.box is not None else "volume" if self.slice_index is None else "slice"
 
     @property
     def name(self) -> str:
-        """The file name of the item's images, predictions and masks (``<case>`` or ``<case>_slice012``)."""
-        stem = self.case_id if self.slice_index is None else f"{self.case_id}_slice{self.slice_index:03d}"
+        """The file name of the item's images, predictions and masks.
+
+        ``<case>``, ``<case>_slice012`` or ``<case>_box<x0>-<y0>-<z0>_<sx>-<sy>-<sz>`` (reader frame, as in the id).
+        """
+        if self.box is not None:
+            start, size = ("-".join(map(str, values)) for values in (self.box.start, self.box.size))
+            stem = f"{self.case_id}_box{start}_{size}"
+        else:
+            stem = self.case_id if self.slice_index is None else f"{self.case_id}_slice{self.slice_index:03d}"
         return f"{stem}.nii.gz"
 
     @property
-    def _file_slice(self) -> tuple[int, int] | None:
-        """``(file axis, file index)`` of a slice item, None for a volume."""
+    def _region(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(start, size)`` of the item in the reader's frame."""
+        if self.box is not None:
+            return self.box.start, self.box.size
+        shape = self.geometry.reoriented_shape
         if self.slice_index is None:
-            return None
-        orientation = self.geometry.orientation
-        file_axis = int(np.flatnonzero(orientation[:, 0] == self.axis)[0])
-        flipped = orientation[file_axis, 1] < 0
-        return file_axis, self.geometry.shape[file_axis] - 1 - self.slice_index if flipped else self.slice_index
+            return (0, 0, 0), shape
+        start = tuple(self.slice_index if a == self.axis else 0 for a in range(3))
+        return start, tuple(1 if a == self.axis else n for a, n in enumerate(shape))
+
+    @property
+    def file_box(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """``(start, size)`` of the item in the voxel order of the case's file."""
+        start, size = self._region
+        file_start, file_size = [], []
+        for file_axis, (axis, direction) in enumerate(self.geometry.orientation.astype(int)):
+            first = start[axis] if direction > 0 else self.geometry.shape[file_axis] - start[axis] - size[axis]
+            file_start.append(int(first))
+            file_size.append(int(size[axis]))
+        return tuple(file_start), tuple(file_size)  # type: ignore[return-value]
 
     @property
     def shape(self) -> tuple[int, int, int]:
         """The spatial shape of the item's files (file voxel order; 1 along the slicing axis of a slice)."""
-        shape = list(self.geometry.shape)
-        if self._file_slice is not None:
-            shape[self._file_slice[0]] = 1
-        return tuple(shape)
+        return self.file_box[1]
 
     @property
     def affine(self) -> np.ndarray:
-        """The voxel → world affine of the item's files: the file's, moved to the slice for a slice item."""
+        """The voxel → world affine of the item's files: the file's, moved to the item's first voxel."""
         affine = np.array(self.geometry.image.affine, dtype=np.float64)
-        if self._file_slice is not None:
-            file_axis, index = self._file_slice
-            affine[:3, 3] += affine[:3, file_axis] * index
+        affine[:3, 3] += affine[:3, :3] @ np.array(self.file_box[0], dtype=np.float64)
         return affine
 
     def slab(self, array: np.ndarray) -> np.ndarray:
-        """The item's part of a reader-frame case array ``[..., X, Y, Z]``, keeping a size-1 slicing axis."""
-        if self.slice_index is None:
-            return array
-        return np.take(array, [self.slice_index], axis=array.ndim - 3 + self.axis)
+        """The item's part of a reader-frame case array ``[..., X, Y, Z]`` (a slice keeps its size-1 axis)."""
+        start, size = self._region
+        return array[(..., *(slice(a, a + n) for a, n in zip(start, size, strict=True)))]
 
     def to_file(self, array: np.ndarray, description: str) -> nib.Nifti1Image:
         """A NIfTI image of a reader-frame item array ``[X, Y, Z]`` or ``[C, X, Y, Z]`` (C > 1 on the 4th axis)."""

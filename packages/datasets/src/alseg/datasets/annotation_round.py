@@ -2,14 +2,16 @@
 
 ``DIR/round_XXX/`` holds::
 
-    manifest.json    the round (ids, case, slice index or box, files, label values): written once, never edited
+    manifest.json    the round (ids, kind, case, slice index or box in the file's voxels, files, label values):
+                     written once, never edited
     README.txt       what to do, for the annotator
     images/          every item's image: the case's intensities as decoded (4D [X, Y, Z, C] for several channels)
     predictions/     the model's label map of every item, in the dataset's label values: a pre-annotation to correct
     masks/           empty: the annotator saves one mask per item here, named as its image
 
-Slices are single-slice NIfTI files (:mod:`alseg.datasets.annotation_items`). The folder is written under a
-temporary name and renamed, so it is complete or absent.
+Slices are single-slice NIfTI files and patches the box of the case's file (:mod:`alseg.datasets.annotation_items`);
+a patch's pre-annotation is cut from the model's prediction of its whole case, so the box's borders keep their
+context. The folder is written under a temporary name and renamed, so it is complete or absent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import shutil
 import uuid
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from alseg.core.oracle import LabelRequest
-from alseg.datasets.annotation_items import AnnotationItem
+from alseg.datasets.annotation_items import PLURAL, AnnotationItem
 from alseg.datasets.label_maps import LabelMapWriter
 from alseg.datasets.labels import LabelScheme
 from alseg.datasets.volume_data_module import VolumeDataModule
@@ -71,7 +74,7 @@ def write_round(round_dir: Path, request: LabelRequest, threshold: float | None 
         for folder in (IMAGES, PREDICTIONS, MASKS):
             (temporary / folder).mkdir(parents=True)
         for item, probabilities in zip(items, _predict(request, items), strict=True):
-            image = item.slab(np.asarray(data_module.volume_cache.image(item.case_id)))
+            image = np.asarray(item.slab(data_module.volume_cache.image(item.case_id)))
             description = f"alseg round {request.round} {item.item_id}"
             nib.save(item.to_file(image.astype(np.float32), description), temporary / IMAGES / item.name)
             nib.save(item.to_file(writer(probabilities), description), temporary / PREDICTIONS / item.name)
@@ -103,10 +106,11 @@ def manifest_bytes(round_index: int, data_module: VolumeDataModule, items: list[
 def _entry(item: AnnotationItem) -> dict[str, Any]:
     return {
         "id": item.item_id,
+        "kind": item.kind,
         "case_id": item.case_id,
         "slice_index": item.slice_index,
         "axis": item.axis,
-        "box": None,
+        "box": None if item.box is None else dict(zip(("start", "size"), map(list, item.file_box), strict=True)),
         "source_image": str(item.geometry.image.get_filename()),
         "image": f"{IMAGES}/{item.name}",
         "prediction": f"{PREDICTIONS}/{item.name}",
@@ -117,35 +121,55 @@ def _entry(item: AnnotationItem) -> dict[str, Any]:
 
 
 def _predict(request: LabelRequest, items: list[AnnotationItem]) -> list[np.ndarray]:
-    """The model's probabilities ``[K, *item]`` of every item (reader frame), on the Trainer's device."""
+    """The model's probabilities ``[K, *item]`` of every item (reader frame), on the Trainer's device.
+
+    A slice or volume is predicted alone; a patch is cut from the prediction of its whole case (made once per case).
+    """
     data_module: VolumeDataModule = request.data_module  # type: ignore[assignment]
     device = request.placement.device if request.placement is not None else torch.device("cpu")
     model, training = request.model, request.model.training
     model.to(device).eval()
-    cache, normalised = data_module.volume_cache, {}
+    cache, outputs = data_module.volume_cache, [np.empty(0)] * len(items)
     try:
-        outputs = []
-        for item in items:  # items of one case share its normalised image
-            meta = cache.meta(item.case_id)
-            if item.case_id not in normalised:
-                normalised = {item.case_id: data_module.normalizer(np.asarray(cache.image(item.case_id)), meta.nonzero)}
-            slab = item.slab(normalised[item.case_id])
-            outputs.append(
-                predict_volume(
-                    model, slab, item.case_id, meta.spacing, device, data_module.axis, data_module.pool_batch_size
-                )
-            )
+        for case_id, group in groupby(
+            sorted(range(len(items)), key=lambda i: items[i].case_id), lambda i: items[i].case_id
+        ):
+            meta = cache.meta(case_id)
+            normalised = data_module.normalizer(np.asarray(cache.image(case_id)), meta.nonzero)
+            whole = None
+            for index in group:  # one case at a time: its normalised image, and its prediction for patches
+                item = items[index]
+                if item.box is None:
+                    outputs[index] = _predict_case(
+                        model, item.slab(normalised), data_module, case_id, meta.spacing, device
+                    )
+                    continue
+                if whole is None:
+                    whole = _predict_case(model, normalised, data_module, case_id, meta.spacing, device)
+                outputs[index] = item.slab(whole)
         return outputs
     finally:
         model.train(training)
 
 
+def _predict_case(
+    model: Any, image: np.ndarray, data_module: VolumeDataModule, case_id: str, spacing: Any, device: torch.device
+) -> np.ndarray:
+    return predict_volume(model, image, case_id, spacing, device, data_module.axis, data_module.pool_batch_size)
+
+
 def _readme(round_index: int, manifest: dict[str, Any]) -> str:
     values = "\n".join(f"    {value}  {meaning}" for value, meaning in manifest["label_values"].items())
-    kind = "slice" if manifest["items"][0]["slice_index"] is not None else "volume"
-    return f"""alseg annotation round {round_index}: {len(manifest["items"])} items ({kind}s) to label.
+    kind = manifest["items"][0]["kind"]
+    context = (
+        "\n  The box is a part of the case: open the case's own image (source_image in manifest.json) too for its "
+        "\n  surroundings; the box file overlays it."
+        if kind == "patch"
+        else ""
+    )
+    return f"""alseg annotation round {round_index}: {len(manifest["items"])} items ({PLURAL[kind]}) to label.
 
-For every file in images/ (a {kind} of a case, in the geometry of the case's own file):
+For every file in images/ (a {kind} of a case, in the geometry of the case's own file):{context}
   1. Open images/<name> in 3D Slicer or ITK-SNAP (channels {", ".join(manifest["channels"])} on the 4th axis
      when there are several).
   2. Load predictions/<name> as its segmentation: the model's guess, to correct.

@@ -23,7 +23,7 @@ from alseg.core.errors import ConfigError, DataError
 from alseg.core.oracle import LabelRequest, LabelsPending, Oracle
 from alseg.core.run_directory import atomic_write_text
 from alseg.datasets.annotation_import import read_masks
-from alseg.datasets.annotation_items import AnnotationItem
+from alseg.datasets.annotation_items import PLURAL, AnnotationItem
 from alseg.datasets.annotation_round import MANIFEST, README, manifest_bytes, round_name, write_round
 from alseg.datasets.volume_data_module import VolumeDataModule
 
@@ -71,10 +71,9 @@ class FolderOracle(Oracle):
             digest = {"manifest": str(round_dir / MANIFEST), "sha256": hashlib.sha256(manifest).hexdigest()}
             atomic_write_text(record, json.dumps({**digest, "ids": list(request.ids)}, indent=2) + "\n")
             write_round(round_dir, request, self.threshold)
-            kind = "slices" if items[0].slice_index is not None else "volumes"
             raise LabelsPending(
-                f"Round {request.round}: label the {len(items)} {kind} in {round_dir} (see {round_dir / README}), "
-                "then run the same command again to continue."
+                f"Round {request.round}: label the {len(items)} {PLURAL[items[0].kind]} in {round_dir} (see "
+                f"{round_dir / README}), then run the same command again to continue."
             )
         self._check_manifest(round_dir, record, request.ids)
         return read_masks(round_dir, items, data_module.source().label_scheme)
