@@ -389,6 +389,8 @@ def test_the_budget_option_puts_another_cost_unit_under_the_aubc(tmp_path, capsy
     markdown = (tmp_path / "report.md").read_text()
     assert "| AUBC (labelled_fraction) |" in markdown and "AUBC over: labelled_fraction." in markdown
     assert "new_voxels, labelled_fraction" in markdown  # both drawn as learning-curve panels
+    assert "AUBC is over labelled_fraction in every table" in markdown  # the definition follows the budget
+    assert "number of labelled items" not in markdown
     groups = summarise(load_runs(tmp_path), "test/mean_dice", "random", "new_voxels")
     run = next(r for r in load_runs(tmp_path) if r.strategy == "random" and r.seed == 0)  # arms[0]: the reference
     assert groups[0].arms[0].aubc[0] == pytest.approx(aubc(run.cost("new_voxels", 4), run.metric("test/mean_dice", 4)))

@@ -25,14 +25,33 @@ from alseg.core.metrics import lower_is_better
 #: A piece of the report: ("h1" | "h2" | "h3" | "p" | "strong", text), ("img", src, alt), ("list", *items),
 #: ("table", header, rows).
 Block = tuple[Any, ...]
-_TEST = f"a two-sided paired t-test over seeds (scipy.stats.ttest_rel, α = {ALPHA}, from {MIN_SEEDS_FOR_TEST} seeds)"
-DEFINITIONS = (
-    "Final: the metric after the last round used.",
-    "AUBC (normalised area under the budget curve): the trapezoid area under the metric plotted against the number "
-    "of labelled items, from the first to the last round used, divided by the span of labelled items "
-    "(n_last - n_first): the metric's average over the labelling budget, in its own units. AUBC is over labelled "
-    "items in every table; it is not given over foreground voxels, because strategies spend different foreground "
-    "budgets and an area normalised by each run's own span would average over different ranges.",
+_TEST = (
+    f"a two-sided paired t-test over seeds (scipy.stats.ttest_rel, α = {ALPHA}; it needs at least "
+    f"{MIN_SEEDS_FOR_TEST} paired seeds)"
+)
+
+
+def _aubc_definition(budget: str) -> str:
+    """The AUBC's definition over the budget unit ``budget`` (``items`` or an annotation-cost unit)."""
+    if budget == "items":
+        return (
+            "AUBC (normalised area under the budget curve): the trapezoid area under the metric plotted against the "
+            "number of labelled items, from the first to the last round used, divided by the span of labelled items "
+            "(n_last - n_first): the metric's average over the labelling budget, in its own units. AUBC is over "
+            "labelled items in every table; it is not given over foreground voxels, because strategies spend "
+            "different foreground budgets and an area normalised by each run's own span would average over "
+            "different ranges."
+        )
+    return (
+        "AUBC (normalised area under the budget curve): the trapezoid area under the metric plotted against the "
+        f"annotation cost {budget!r} spent so far (alseg-report --budget), from the first to the last round used, "
+        "divided by the span of that cost (b_last - b_first): the metric's average over the budget, in its own "
+        f"units. AUBC is over {budget} in every table; a run that spends a different amount of it per round is "
+        "normalised by its own span."
+    )
+
+
+_DEFINITIONS = (
     "Values are mean ± sample std over seeds. Δ: strategy minus reference on the same seed (mean ± std over paired "
     "seeds). W/T/L: seeds on which the strategy's AUBC is better / equal / worse than the reference's.",
     f"p: {_TEST} of the paired differences. When every seed differs by the same amount there is no variance: a "
@@ -93,6 +112,7 @@ def document(
         failures: Cells that failed, name → error.
     """
     (reported, requested), (reference, foreground) = metric, baselines
+    budget = groups[0].budget if groups else "items"
     blocks: list[Block] = [
         ("h1", f"Benchmark {bench_dir.name}"),
         *_split_blocks(reported, requested),
@@ -104,7 +124,7 @@ def document(
         ("img", "learning_curves.png", "learning curves"),
         ("img", "penalty_matrix.png", "pairwise penalty matrices"),
         ("h2", "Definitions"),
-        ("list", *DEFINITIONS),
+        ("list", "Final: the metric after the last round used.", _aubc_definition(budget), *_DEFINITIONS),
     ]
     for group in groups:
         blocks += _group_blocks(group, reported, baselines)
