@@ -57,5 +57,6 @@ def test_a_box_file_overlays_its_case(tmp_path, ornt):
         assert set(where[axis]) == set(range(box.start[axis], box.start[axis] + box.size[axis]))
     np.testing.assert_allclose(np.asanyarray(image.dataobj).reshape(-1), canonical[tuple(where)])
     start, size = item.file_box
-    np.testing.assert_allclose(np.asanyarray(image.dataobj), data[tuple(slice(a, a + n) for a, n in zip(start, size))])
+    file_part = data[tuple(slice(a, a + n) for a, n in zip(start, size, strict=True))]
+    np.testing.assert_allclose(np.asanyarray(image.dataobj), file_part)
     np.testing.assert_allclose(item.to_reader(np.asanyarray(image.dataobj)), item.slab(canonical))

@@ -27,7 +27,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from alseg.core import distributed
 from alseg.core.errors import ConfigError, PluginError
@@ -48,6 +48,9 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         pool_batch_size: Batch size of the loader over the unlabelled pool (defaults to ``batch_size``).
         num_workers: Worker processes per data loader.
         pin_memory: Passed to every data loader.
+        items_per_epoch: Training items per epoch, drawn at random with replacement from the labelled set (as
+            nnU-Net's fixed iterations per epoch), so that every round, and every annotation unit, trains on as many
+            items; None (default): every labelled item once per epoch, shuffled.
     """
 
     def __init__(
@@ -56,9 +59,11 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         pool_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        items_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("pool_batch_size", pool_batch_size)):
+        sizes = (("batch_size", batch_size), ("pool_batch_size", pool_batch_size), ("items_per_epoch", items_per_epoch))
+        for name, value in sizes:
             if value is not None and value < 1:
                 raise ConfigError(f"The '{name}' option of the data module must be >= 1. Got {value}.")
         if num_workers < 0:
@@ -67,6 +72,7 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         self.pool_batch_size = pool_batch_size or batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.items_per_epoch = items_per_epoch
         self._datasets: dict[str, Dataset | None] | None = None
 
     # ----------------------------------------------------------------------------------------------- extension points
@@ -281,14 +287,17 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
 
         Under a distributed run, the validation and test sets are dealt out to the ranks without the padding
         duplicates of Lightning's default sampler (every item is evaluated exactly once), so that metrics gathered
-        over the ranks equal those of a single process.
+        over the ranks equal those of a single process. The shuffled training loader draws ``items_per_epoch``
+        items with replacement when that is set (under DDP, Lightning deals them out to the ranks).
         """
         dataset = self._dataset(name)
         if dataset is None:
             raise PluginError(f"{type(self).__name__} has no {name} set.")
-        sampler = None
+        sampler: Sampler | None = None
         if name in ("val", "test") and distributed.is_distributed():
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+        elif shuffle and self.items_per_epoch is not None and len(dataset) > 0:  # type: ignore[arg-type]
+            sampler, shuffle = RandomSampler(dataset, replacement=True, num_samples=self.items_per_epoch), False
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -299,7 +308,7 @@ class ActiveLearningDataModule(RecordsInitArgs, LightningDataModule, ABC):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Returns a shuffled loader over the labelled training items."""
+        """Returns a shuffled loader over the labelled training items (``items_per_epoch`` of them, if set)."""
         return self._loader("train", self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:

@@ -53,6 +53,8 @@ class ImageFolderDataModule(ItemSetDataModule):
         pool_batch_size: Batch size over the pool (default ``batch_size``).
         num_workers: DataLoader worker processes.
         pin_memory: Passed to every DataLoader.
+        items_per_epoch: Training items (slices or patches) per epoch, drawn with replacement from the labelled
+            set; None: each labelled item once (:class:`~alseg.core.data_module.ActiveLearningDataModule`).
     """
 
     def __init__(
@@ -72,8 +74,9 @@ class ImageFolderDataModule(ItemSetDataModule):
         pool_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        items_per_epoch: int | None = None,
     ) -> None:
-        super().__init__(batch_size, pool_batch_size, num_workers, pin_memory)
+        super().__init__(batch_size, pool_batch_size, num_workers, pin_memory, items_per_epoch)
         if channels not in (1, 3):
             raise ConfigError(
                 f"The 'channels' option of the image-folder data module must be 1 or 3. Got {channels!r}."

@@ -132,6 +132,8 @@ class VolumeDataModule(ItemSetDataModule):
             volumes (volumes of different shapes cannot share a batch).
         num_workers: DataLoader worker processes.
         pin_memory: Passed to every DataLoader.
+        items_per_epoch: Training items (slices or patches) per epoch, drawn with replacement from the labelled
+            set; None: each labelled item once (:class:`~alseg.core.data_module.ActiveLearningDataModule`).
     """
 
     def __init__(
@@ -160,9 +162,10 @@ class VolumeDataModule(ItemSetDataModule):
         pool_batch_size: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
+        items_per_epoch: int | None = None,
     ) -> None:
         volume_pool_batch = 1 if dim == 3 and pool_batch_size is None else pool_batch_size
-        super().__init__(batch_size, volume_pool_batch, num_workers, pin_memory)
+        super().__init__(batch_size, volume_pool_batch, num_workers, pin_memory, items_per_epoch)
         item_ids([], dim, axis)  # checks dim and axis now rather than at setup
         self.annotation_unit = resolve_unit(dim, annotation_unit)
         self.patch_options = PatchOptions.checked(query_patch_size, query_stride, max_overlap)
