@@ -34,7 +34,8 @@ def brats(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, brats, alseg_train) -> dict[str, Path]:
-    """Tiny runs on the synthetic BraTS cases: a 2D U-Net and a 3D U-Net with sliding windows of 8 voxels."""
+    """Tiny runs on the synthetic BraTS cases: a 2D U-Net, and 3D U-Nets with sliding windows of 8 voxels that
+    labelled volumes or boxes."""
     root = tmp_path_factory.mktemp("runs")
     data = ["--data.data_dir", str(brats), "--data.cache_dir", str(root / "cache")]
     alseg_train(root / "2d", data)
@@ -48,9 +49,11 @@ def runs(tmp_path_factory, brats, alseg_train) -> dict[str, Path]:
         "--model.roi_size",
         "[8, 8, 8]",
     ]
+    patches = [*three_d, "--data.annotation_unit", "patch", "--data.query_patch_size", "[8, 8, 4]"]
     three_d += ["--data.initial_training_set_size", "1", "--active_learning.items_to_label", "1"]
     alseg_train(root / "3d", data, *three_d)
-    return {"2d": root / "2d", "3d": root / "3d"}
+    alseg_train(root / "patch", data, *patches)
+    return {"2d": root / "2d", "3d": root / "3d", "patch": root / "patch"}
 
 
 def run_predict(*argv: str) -> None:
@@ -213,7 +216,7 @@ def test_a_model_that_reproduces_the_ground_truth_writes_the_label_files(tmp_pat
 
 
 # ---------------------------------------------------------------------------------------------- models and outputs
-@pytest.mark.parametrize("dim", ["2d", "3d"])
+@pytest.mark.parametrize("dim", ["2d", "3d", "patch"])
 def test_2d_and_3d_models_write_volumes_of_the_input_shape(tmp_path, brats, runs, dim, capsys):
     run_predict(runs[dim], "--output", tmp_path / "out", "--probabilities")
     written = sorted((tmp_path / "out").glob("*.nii.gz"))
