@@ -214,3 +214,21 @@ def test_cases_without_ground_truth_need_a_person(train, tmp_path, brats, unlabe
     records = ledger(run)
     assert records[-1]["num_unlabeled"] == 0
     assert {i.split(":")[0] for i in records[-1]["selected_ids"]} >= {"BraTS2021_00100", "BraTS2021_00101"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "The folder oracle needs the folder of the annotation rounds: --oracle.dir DIR. Got none."),
+        (["--oracle.dir", "ann", "--oracle.threshold", "1.5"], "'threshold' option of the folder oracle must be in"),
+    ],
+    ids=["no dir", "threshold"],
+)
+def test_bad_oracle_options_are_one_message_and_exit_2(tmp_path, capsys, options, message):
+    from alseg.core import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--output_dir", str(tmp_path / "run"), "--oracle", "folder", *options])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1

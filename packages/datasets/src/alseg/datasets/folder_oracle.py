@@ -32,11 +32,15 @@ class FolderOracle(Oracle):
     """A person labels each round's items in ``dir``; only rank 0 writes and reads the files.
 
     Args:
-        dir: The folder of the annotation rounds (relative to the working directory).
+        dir: The folder of the annotation rounds (relative to the working directory); required.
         threshold: Multi-label pre-annotations: the region threshold (default the model's first confidence level).
     """
 
-    def __init__(self, dir: str, threshold: float | None = None) -> None:
+    def __init__(self, dir: str | None = None, threshold: float | None = None) -> None:
+        if not dir:  # optional in the signature so that a missing one gets this message, not the parser's
+            raise ConfigError(
+                "The folder oracle needs the folder of the annotation rounds: --oracle.dir DIR. Got none."
+            )
         if threshold is not None and not 0.0 < threshold < 1.0:
             raise ConfigError(f"The 'threshold' option of the folder oracle must be in (0, 1). Got {threshold!r}.")
         self.dir, self.threshold = dir, threshold
