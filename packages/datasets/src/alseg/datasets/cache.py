@@ -1,12 +1,14 @@
 """Decode-once cache of preprocessed case arrays, read back memory-mapped.
 
 Layout: ``<cache_dir>/<options key>/<case_id>/{image.npy, label.npy, foreground_sample.npy,
-meta.json}`` plus ``<cache_dir>/<options key>/options.json`` describing the options. The key is a
+foreground_voxels.npy, meta.json}`` plus ``<cache_dir>/<options key>/options.json`` describing the options. The key is a
 hash of the preprocessing options (modalities, label scheme, cache version), so changing an option
 never reads stale arrays. ``image.npy`` holds the decoded intensities: normalisation is applied on
 read (see :mod:`alseg.datasets.normalization`), from the statistics recorded while decoding (the
 per-channel non-zero mean/std in ``meta.json``, a foreground intensity sample in
 ``foreground_sample.npy``), so the arrays depend neither on the normalisation nor on the split.
+``foreground_voxels.npy`` lists the flat indices of the label's foreground voxels, so that a training patch is
+centred on foreground without reading the whole label (:mod:`alseg.datasets.patches`).
 
 ``meta.json`` records the content fingerprint of the source files (a hash of their bytes, see
 :mod:`alseg.datasets.fingerprints`); :meth:`VolumeCache.ensure` hashes the files again and decodes
@@ -35,9 +37,11 @@ from alseg.datasets.cases import Case
 from alseg.datasets.fingerprints import DigestMemo, case_fingerprint, json_digest
 from alseg.datasets.labels import LabelScheme
 from alseg.datasets.normalization import foreground_sample, nonzero_statistics
+from alseg.datasets.patches import foreground_indices
 from alseg.datasets.volumes import CaseVolume, read_case
 
-CACHE_VERSION = 2  # 2: decoded intensities (normalised on read), content fingerprints, intensity statistics
+CACHE_VERSION = 3  # 2: decoded intensities (normalised on read), content fingerprints, intensity statistics;
+# 3: foreground voxel indices
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ class VolumeCache:
     def _build(self, case: Case, source: str) -> CaseMeta:
         volume: CaseVolume = read_case(case, self.options.label_scheme, self.options.affine_tolerance)
         self._decoded.append(case.case_id)
-        for name in ("image.npy", "label.npy"):
+        for name in ("image.npy", "label.npy", "foreground_voxels.npy"):
             self._mapped.pop((case.case_id, name), None)  # a rebuilt case is read from its new files
         image = volume.image  # decoded intensities; items are normalised on read
         case_dir = self._dir(case.case_id)
@@ -204,6 +208,7 @@ class VolumeCache:
             _save_array(case_dir / "label.npy", volume.label)
             is_foreground = volume.label.any(0) if volume.label.ndim == 4 else volume.label > 0
             _save_array(case_dir / "foreground_sample.npy", foreground_sample(image, is_foreground))
+            _save_array(case_dir / "foreground_voxels.npy", foreground_indices(is_foreground))
             foreground = _slices_with(is_foreground)
         meta = CaseMeta(
             case_id=case.case_id,
@@ -259,3 +264,13 @@ class VolumeCache:
             FileNotFoundError: The case has no cached label.
         """
         return np.load(self._dir(case_id) / "foreground_sample.npy")
+
+    def foreground_voxels(self, case_id: str) -> np.ndarray:
+        """Memory-mapped ``int [N]`` flat (C-order) indices of the ground truth's foreground voxels of a cached case.
+
+        See :func:`~alseg.datasets.patches.foreground_indices`.
+
+        Raises:
+            FileNotFoundError: The case has no cached label.
+        """
+        return self._map(case_id, "foreground_voxels.npy")
