@@ -144,7 +144,8 @@ class ItemReader:
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item dictionary of ``item_id`` for a dataset of the given role (see module doc)."""
         case_id = parse_item_id(item_id)[0]
-        image = self.normalizer(read_item_image(self.cache, item_id, self.axis), self.metas[case_id].nonzero)
+        image = read_item_image(self.cache, item_id, self.axis)
+        self.normalizer(image, self.metas[case_id].nonzero, out=image)
         if role == "pool":
             return self._item(item_id, image, None, role)
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
@@ -167,7 +168,7 @@ class ItemReader:
         else:
             foreground = foreground_indices(label.any(0) if self.multilabel else label > 0)
         window = patches.window(meta.shape, foreground)
-        image = crop(self.cache.image(case_id), window, lambda part: self.normalizer(part, meta.nonzero))
+        image = crop(self.cache.image(case_id), window, lambda part: self.normalizer(part, meta.nonzero, out=part))
         return self._item(item_id, image, crop(label, window), "train")
 
     def _item(self, item_id: str, image: np.ndarray, label: np.ndarray | None, role: Role) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class PatchReader:
         if box is None:
             return self.volumes.item(item_id, role)
         meta = self.volumes.metas[box.case_id]
-        image = self.volumes.normalizer(self._crop(self.volumes.cache.image(box.case_id), box), meta.nonzero)
+        image = self._crop(self.volumes.cache.image(box.case_id), box)
+        self.volumes.normalizer(image, meta.nonzero, out=image)
         item: dict[str, Any] = {
             "image": as_tensor(image),
             "id": item_id,
@@ -130,7 +131,7 @@ class PatchReader:
         channels = labelled if volumes.multilabel else labelled[None]
         foreground = (channels != UNKNOWN).all(0) & (channels > 0).any(0)
         window = patches.window(meta.shape, foreground_indices(foreground), region)
-        image = crop(volumes.cache.image(box.case_id), window, lambda part: volumes.normalizer(part, meta.nonzero))
+        image = crop(volumes.cache.image(box.case_id), window, lambda part: volumes.normalizer(part, meta.nonzero, out=part))
         label = pad_to_window(self.partial_case(box.case_id, window), window, meta.shape)
         return {
             "image": as_tensor(image),
