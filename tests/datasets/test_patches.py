@@ -75,11 +75,11 @@ def test_centres_lie_in_the_region_and_on_its_foreground():
     inside = np.zeros(region.size, bool)
     inside[1, 2, 0] = True
     torch.manual_seed(0)
-    assert {_centre(sampler.window((20, 20, 20), foreground_indices(inside), region)) for _ in range(10)} == {
-        (9, 6, 6)
-    }
+    assert {_centre(sampler.window((20, 20, 20), foreground_indices(inside), region)) for _ in range(10)} == {(9, 6, 6)}
     anywhere = [_centre(sampler.window((20, 20, 20), np.empty(0, np.int32), region)) for _ in range(50)]
-    assert all(all(s <= c < s + n for c, s, n in zip(centre, region.start, region.size)) for centre in anywhere)
+    assert all(
+        all(s <= c < s + n for c, s, n in zip(centre, region.start, region.size, strict=True)) for centre in anywhere
+    )
     assert len(set(anywhere)) > 10
 
 

@@ -149,7 +149,8 @@ class ItemReader:
         if role == "pool":
             return self._item(item_id, image, None, role)
         pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        return self._item(item_id, image, np.ascontiguousarray(self._label(item_id) if pseudo is None else pseudo), role)
+        label = self._label(item_id) if pseudo is None else pseudo
+        return self._item(item_id, image, np.ascontiguousarray(label), role)
 
     def patch_item(self, item_id: str, patches: PatchSampler) -> dict[str, Any]:
         """The training item of a volume id cropped to one random patch; only the patch is read from the cache.

@@ -98,7 +98,9 @@ class PatchReader:
         partial = np.full((*truth.shape[:-3], *(s.stop - s.start for s in inside)), UNKNOWN, dtype=np.uint8)
         boxes = [(i, b) for i in self.train if (b := self._box(i)) is not None and b.case_id == case_id]
         for item_id, box in sorted(boxes, key=lambda pair: pair[0] not in self.pseudo_labels):  # pseudo first
-            overlap = [slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(inside, box.slices, strict=True)]
+            overlap = [
+                slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(inside, box.slices, strict=True)
+            ]
             if any(s.stop <= s.start for s in overlap):
                 continue
             in_box = tuple(slice(s.start - b, s.stop - b) for s, b in zip(overlap, box.start, strict=True))
@@ -131,7 +133,9 @@ class PatchReader:
         channels = labelled if volumes.multilabel else labelled[None]
         foreground = (channels != UNKNOWN).all(0) & (channels > 0).any(0)
         window = patches.window(meta.shape, foreground_indices(foreground), region)
-        image = crop(volumes.cache.image(box.case_id), window, lambda part: volumes.normalizer(part, meta.nonzero, out=part))
+        image = crop(
+            volumes.cache.image(box.case_id), window, lambda part: volumes.normalizer(part, meta.nonzero, out=part)
+        )
         label = pad_to_window(self.partial_case(box.case_id, window), window, meta.shape)
         return {
             "image": as_tensor(image),

@@ -50,9 +50,7 @@ class Window:
         return [(max(-s, 0), max(s + n - d, 0)) for s, n, d in zip(self.start, self.size, shape, strict=True)]
 
 
-def crop(
-    array: np.ndarray, window: Window, transform: Callable[[np.ndarray], np.ndarray] | None = None
-) -> np.ndarray:
+def crop(array: np.ndarray, window: Window, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """A copy of ``window`` of ``array`` ``[..., X, Y, Z]``, zero outside the volume; only the window is read.
 
     Args:
