@@ -109,6 +109,17 @@ def _slices_with(mask: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(i) for i in np.flatnonzero(mask.any(axis=a))) for a in axes)
 
 
+def _any_channel(array: np.ndarray) -> np.ndarray:
+    """``(array != 0).any(0)`` of a Fortran-ordered ``[C, X, Y, Z]``, channel by channel.
+
+    numpy reduces over the innermost axis of a Fortran-ordered array several times slower than it ORs the channels.
+    """
+    result = array[0] != 0
+    for channel in array[1:]:
+        result |= channel != 0
+    return result
+
+
 def _save_array(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda stream: np.save(stream, np.asfortranarray(array)))
 
@@ -206,7 +217,7 @@ class VolumeCache:
         foreground = None
         if volume.label is not None:
             _save_array(case_dir / "label.npy", volume.label)
-            is_foreground = volume.label.any(0) if volume.label.ndim == 4 else volume.label > 0
+            is_foreground = _any_channel(volume.label) if volume.label.ndim == 4 else volume.label > 0
             _save_array(case_dir / "foreground_sample.npy", foreground_sample(image, is_foreground))
             _save_array(case_dir / "foreground_voxels.npy", foreground_indices(is_foreground))
             foreground = _slices_with(is_foreground)
@@ -217,7 +228,7 @@ class VolumeCache:
             affine=tuple(tuple(float(v) for v in row) for row in volume.affine),
             has_label=volume.label is not None,
             nonzero=nonzero_statistics(image),
-            nonempty_slices=_slices_with((image != 0).any(0)),
+            nonempty_slices=_slices_with(_any_channel(image)),
             foreground_slices=foreground,
             source=source,
         )
