@@ -22,7 +22,7 @@ from alseg.datasets.cache import CaseMeta, VolumeCache
 from alseg.datasets.item_source import ItemSource, Role, check_label_array
 from alseg.datasets.items import parse_item_id, read_item_image, read_item_label
 from alseg.datasets.normalization import Normalizer
-from alseg.datasets.patches import PatchSampler
+from alseg.datasets.patches import PatchSampler, crop, foreground_indices
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:
@@ -82,6 +82,8 @@ class ItemReader:
     def _label(self, item_id: str) -> np.ndarray:
         """The oracle's label of the item if it has one, else its ground truth, in the cache's format.
 
+        The ground truth is the memory-mapped view (nothing read yet) of the case or slice.
+
         Raises:
             PluginError: Neither exists (a case without ground truth that no oracle labelled).
         """
@@ -93,7 +95,7 @@ class ItemReader:
                 f"Item {item_id!r}: its case has no ground truth and no oracle labelled it (it needs a person: "
                 "--oracle folder)."
             )
-        return read_item_label(self.cache, item_id, self.axis)
+        return read_item_label(self.cache, item_id, self.axis, copy=False)
 
     def has_foreground(self, item_id: str) -> bool:
         """Whether the item's label (an oracle's, else the ground truth) has foreground (analysis only)."""
@@ -141,25 +143,49 @@ class ItemReader:
 
     def item(self, item_id: str, role: Role) -> dict[str, Any]:
         """The item dictionary of ``item_id`` for a dataset of the given role (see module doc)."""
-        case_id, slice_index = parse_item_id(item_id)
+        case_id = parse_item_id(item_id)[0]
+        image = read_item_image(self.cache, item_id, self.axis)
+        self.normalizer(image, self.metas[case_id].nonzero, out=image)
+        if role == "pool":
+            return self._item(item_id, image, None, role)
+        pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
+        label = self._label(item_id) if pseudo is None else pseudo
+        return self._item(item_id, image, np.ascontiguousarray(label), role)
+
+    def patch_item(self, item_id: str, patches: PatchSampler) -> dict[str, Any]:
+        """The training item of a volume id cropped to one random patch; only the patch is read from the cache.
+
+        Args:
+            item_id: A volume id of the training set.
+            patches: Chooses the patch (centred on foreground with its probability, see
+                :class:`~alseg.datasets.patches.PatchSampler`).
+        """
+        case_id = parse_item_id(item_id)[0]
         meta = self.metas[case_id]
-        spacing = meta.spacing
-        image = self.normalizer(read_item_image(self.cache, item_id, self.axis), meta.nonzero)
-        item: dict[str, Any] = {
-            "image": as_tensor(image),
-            "id": item_id,
-            "case_id": case_id,
-        }
+        pseudo = self.pseudo_labels.get(item_id)
+        label = self._label(item_id) if pseudo is None else pseudo
+        if pseudo is None and item_id not in self.oracle_labels:
+            foreground = self.cache.foreground_voxels(case_id)  # precomputed: the label is not read
+        else:
+            foreground = foreground_indices(label.any(0) if self.multilabel else label > 0)
+        window = patches.window(meta.shape, foreground)
+        image = crop(self.cache.image(case_id), window, lambda part: self.normalizer(part, meta.nonzero, out=part))
+        return self._item(item_id, image, crop(label, window), "train")
+
+    def _item(self, item_id: str, image: np.ndarray, label: np.ndarray | None, role: Role) -> dict[str, Any]:
+        """The item dictionary of an image (normalised) and, unless ``role`` is ``"pool"``, its stored label."""
+        case_id, slice_index = parse_item_id(item_id)
+        spacing = self.metas[case_id].spacing
+        item: dict[str, Any] = {"image": as_tensor(image), "id": item_id, "case_id": case_id}
         if slice_index is not None:
             item["slice_index"] = slice_index
             spacing = (*self._in_plane(spacing), spacing[self.axis])
         item["spacing"] = torch.tensor(spacing, dtype=torch.float32)
         if role == "pool":
             return item
-        pseudo = self.pseudo_labels.get(item_id) if role == "train" else None
-        item["label"] = self.as_target(self._label(item_id) if pseudo is None else pseudo)
+        item["label"] = self.as_target(label)
         if role == "train":
-            item["pseudo_labeled"] = pseudo is not None
+            item["pseudo_labeled"] = item_id in self.pseudo_labels
         return item
 
     def check_pseudo_label(self, item_id: str, label: Any) -> np.ndarray:
@@ -179,7 +205,8 @@ class ItemDataset(Dataset):
         reader: Builds the items (an :class:`ItemReader` or any other :class:`ItemSource`).
         ids: Item ids; the list object is shared with the data module, not copied.
         role: ``"train"`` (label, ``pseudo_labeled``), ``"eval"`` (label) or ``"pool"`` (no label).
-        patches: Crops training items to random patches (3D), or ``None`` for whole items.
+        patches: Crops training items to random patches (3D volumes of an :class:`ItemReader`), or ``None`` for
+            whole items.
     """
 
     def __init__(self, reader: ItemSource, ids: list[str], role: Role, patches: PatchSampler | None = None) -> None:
@@ -189,7 +216,6 @@ class ItemDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.reader.item(self.ids[index], self.role)
         if self.patches is not None:
-            item["image"], item["label"] = self.patches(item["image"], item["label"])
-        return item
+            return self.reader.patch_item(self.ids[index], self.patches)
+        return self.reader.item(self.ids[index], self.role)

@@ -69,16 +69,17 @@ def item_ids(metas: Sequence[CaseMeta], dim: int, axis: int = AXIAL, skip_empty:
     return ids
 
 
-def _take(array: np.ndarray, slice_index: int | None, axis: int) -> np.ndarray:
-    """Copy of the whole array, or of one slice along spatial ``axis`` (the last 3 axes)."""
+def _take(array: np.ndarray, slice_index: int | None, axis: int, copy: bool = True) -> np.ndarray:
+    """Copy (or, without ``copy``, view) of the whole array, or of one slice along spatial ``axis`` (the last 3)."""
     if slice_index is None:
-        return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array) if copy else array
     array_axis = array.ndim - 3 + axis
     if not 0 <= slice_index < array.shape[array_axis]:
         raise IndexError(f"Slice {slice_index} is out of range for axis {axis} of size {array.shape[array_axis]}.")
     # Basic indexing gives a view, so only the slice is read from a memory map (np.take would
     # first copy the whole array into C order).
-    return np.ascontiguousarray(array[(slice(None),) * array_axis + (slice_index,)])
+    view = array[(slice(None),) * array_axis + (slice_index,)]
+    return np.ascontiguousarray(view) if copy else view
 
 
 def read_item_image(cache: VolumeCache, item_id: str, axis: int = AXIAL) -> np.ndarray:
@@ -91,12 +92,18 @@ def read_item_image(cache: VolumeCache, item_id: str, axis: int = AXIAL) -> np.n
     return _take(cache.image(case_id), slice_index, axis)
 
 
-def read_item_label(cache: VolumeCache, item_id: str, axis: int = AXIAL) -> np.ndarray:
+def read_item_label(cache: VolumeCache, item_id: str, axis: int = AXIAL, copy: bool = True) -> np.ndarray:
     """The target of one item, as stored in the cache.
+
+    Args:
+        cache: The cache.
+        item_id: A case or slice id.
+        axis: The slicing axis of slice ids.
+        copy: Read it into memory; else the memory-mapped view (read on use).
 
     Returns:
         Multilabel ``uint8 [R, H, W]`` / ``[R, X, Y, Z]`` or multiclass ``uint8 [H, W]`` /
         ``[X, Y, Z]``.
     """
     case_id, slice_index = parse_item_id(item_id)
-    return _take(cache.label(case_id), slice_index, axis)
+    return _take(cache.label(case_id), slice_index, axis, copy)

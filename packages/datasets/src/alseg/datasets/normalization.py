@@ -66,7 +66,9 @@ def nonzero_statistics(image: np.ndarray) -> tuple[tuple[float, float], ...]:
     never divides by zero (as MONAI's ``NormalizeIntensity``).
     """
     statistics = []
-    for channel in image:
+    reversed_spatial = image.transpose(0, *range(image.ndim - 1, 0, -1))  # C-order channels of a Fortran-order image
+    for channel in reversed_spatial:
+        channel = np.ascontiguousarray(channel)  # one sequential copy; a mask on the strided view gathers slowly
         values = channel[channel != 0]
         mean = float(values.mean(dtype=np.float64)) if values.size else 0.0
         std = float(values.std(dtype=np.float64)) if values.size else 0.0
@@ -120,23 +122,27 @@ class Normalizer:
     schemes: tuple[str, ...]
     ct: tuple[CTStatistics | None, ...]
 
-    def __call__(self, image: np.ndarray, nonzero: Sequence[tuple[float, float]]) -> np.ndarray:
+    def __call__(
+        self, image: np.ndarray, nonzero: Sequence[tuple[float, float]], out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Normalise a case or any part of it (a slice, a patch).
 
         Args:
             image: ``float32 [C, *spatial]`` decoded intensities.
             nonzero: Per channel, ``(mean, std)`` of the non-zero voxels of the whole case
                 (:func:`nonzero_statistics`), used by ``"nonzero_zscore"`` channels.
+            out: ``float32 [C, *spatial]`` to write into; ``image`` itself normalises a copy in place.
 
         Returns:
-            ``float32 [C, *spatial]``.
+            ``float32 [C, *spatial]`` (``out`` if given).
         """
-        out = np.empty(image.shape, np.float32)  # written in place, channel by channel: no float64 temporaries
+        out = np.empty(image.shape, np.float32) if out is None else out  # no float64 temporaries
         for channel, target, ct, (mean, std) in zip(image, out, self.ct, nonzero, strict=True):
             if ct is None:
+                keep = channel != 0  # before ``target`` (which may be ``channel``) is written
                 np.subtract(channel, np.float32(mean), out=target)
                 target /= np.float32(std)
-                target[channel == 0] = 0.0
+                target *= keep  # zeros stay 0; faster than a masked assignment
             else:
                 np.clip(channel, ct.lower, ct.upper, out=target)
                 target -= np.float32(ct.mean)

@@ -3,8 +3,9 @@
 A pool item is the box's image, ``float32 [C, sx, sy, sz]``, with ``id``, ``case_id`` and ``spacing`` and no label.
 A labelled box's item adds its ``label`` (the ground truth inside the box, or its pseudo label) and
 ``pseudo_labeled``. Training does not use those crops: it samples from the whole volume whose voxels outside every
-labelled box of the case are :data:`~alseg.core.partial_labels.UNKNOWN` (:meth:`PatchReader.partial_case`). Ids that
-are not patch ids (the whole validation and test volumes) are served by the volume reader.
+labelled box of the case are :data:`~alseg.core.partial_labels.UNKNOWN` (:meth:`PatchReader.partial_case`), reading
+only the patch (:meth:`PatchReader.patch_item`). Ids that are not patch ids (the whole validation and test volumes)
+are served by the volume reader.
 """
 
 from typing import Any
@@ -18,7 +19,7 @@ from alseg.core.patch_pool import Box
 from alseg.datasets.item_datasets import ItemReader, as_tensor
 from alseg.datasets.item_source import Role, check_label_array
 from alseg.datasets.patch_items import parse_patch_id
-from alseg.datasets.patches import PatchSampler
+from alseg.datasets.patches import PatchSampler, Window, crop, foreground_indices, pad_to_window
 
 
 class PatchReader:
@@ -60,7 +61,8 @@ class PatchReader:
         if box is None:
             return self.volumes.item(item_id, role)
         meta = self.volumes.metas[box.case_id]
-        image = self.volumes.normalizer(self._crop(self.volumes.cache.image(box.case_id), box), meta.nonzero)
+        image = self._crop(self.volumes.cache.image(box.case_id), box)
+        self.volumes.normalizer(image, meta.nonzero, out=image)
         item: dict[str, Any] = {
             "image": as_tensor(image),
             "id": item_id,
@@ -76,34 +78,71 @@ class PatchReader:
             item["pseudo_labeled"] = pseudo is not None
         return item
 
-    def partial_case(self, case_id: str) -> np.ndarray:
-        """The case's target with every voxel outside its labelled boxes set to ``UNKNOWN``.
+    def partial_case(self, case_id: str, window: Window | None = None) -> np.ndarray:
+        """The case's target with every voxel outside its labelled boxes set to ``UNKNOWN``, or its part in a window.
 
         Pseudo-labelled boxes hold their pseudo labels; where an oracle box overlaps one, the oracle's label wins.
+        Only the parts of the boxes inside ``window`` are read.
+
+        Args:
+            case_id: The case.
+            window: Only this box of the case (its part inside the volume); the whole volume without it.
 
         Returns:
-            ``uint8 [R, X, Y, Z]`` (multi-label) or ``uint8 [X, Y, Z]`` (single-label).
+            ``uint8 [R, *spatial]`` (multi-label) or ``uint8 [*spatial]`` (single-label), ``spatial`` the volume's
+            shape or that of the window's part inside it.
         """
         truth = self.volumes.cache.label(case_id)
-        partial = np.full(truth.shape, UNKNOWN, dtype=np.uint8)
+        shape = truth.shape[-3:]
+        inside = window.inside(shape) if window is not None else tuple(slice(0, n) for n in shape)
+        partial = np.full((*truth.shape[:-3], *(s.stop - s.start for s in inside)), UNKNOWN, dtype=np.uint8)
         boxes = [(i, b) for i in self.train if (b := self._box(i)) is not None and b.case_id == case_id]
         for item_id, box in sorted(boxes, key=lambda pair: pair[0] not in self.pseudo_labels):  # pseudo first
+            overlap = [
+                slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(inside, box.slices, strict=True)
+            ]
+            if any(s.stop <= s.start for s in overlap):
+                continue
+            in_box = tuple(slice(s.start - b, s.stop - b) for s, b in zip(overlap, box.start, strict=True))
+            in_window = tuple(slice(s.start - i.start, s.stop - i.start) for s, i in zip(overlap, inside, strict=True))
             pseudo = self.pseudo_labels.get(item_id)
-            partial[(..., *box.slices)] = self._oracle_label(item_id, box) if pseudo is None else pseudo
+            supplied = self.oracle_labels.get(item_id) if pseudo is None else pseudo
+            values = truth[(..., *overlap)] if supplied is None else supplied[(..., *in_box)]
+            partial[(..., *in_window)] = values
         return partial
 
-    def training_item(self, item_id: str) -> dict[str, Any]:
-        """The whole volume of a labelled box with its partial label, and the box as a mask ``bool [1, X, Y, Z]``."""
+    def patch_item(self, item_id: str, patches: PatchSampler) -> dict[str, Any]:
+        """A training patch of a labelled box: a random crop of the partially labelled volume, centred in the box.
+
+        Only the box and the patch are read from the cache.
+
+        Args:
+            item_id: A labelled box.
+            patches: Chooses the patch (centred on the box's known foreground with its probability, else anywhere
+                in the box; see :class:`~alseg.datasets.patches.PatchSampler`).
+
+        Returns:
+            The box's ``id``, ``case_id``, ``spacing``, ``pseudo_labeled``, and the patch's ``image`` and
+            ``label`` (voxels outside every labelled box ``UNKNOWN``, padding 0).
+        """
         box = self._box(item_id)
         assert box is not None, item_id
-        item = self.volumes.item(box.case_id, "pool")
-        region = torch.zeros((1, *self.volumes.metas[box.case_id].shape), dtype=torch.bool)
-        region[(..., *box.slices)] = True
-        target = self.volumes.as_target(self.partial_case(box.case_id))
-        return item | {
+        volumes, meta = self.volumes, self.volumes.metas[box.case_id]
+        region = Window(box.start, box.size)
+        labelled = self.partial_case(box.case_id, region)
+        channels = labelled if volumes.multilabel else labelled[None]
+        foreground = (channels != UNKNOWN).all(0) & (channels > 0).any(0)
+        window = patches.window(meta.shape, foreground_indices(foreground), region)
+        image = crop(
+            volumes.cache.image(box.case_id), window, lambda part: volumes.normalizer(part, meta.nonzero, out=part)
+        )
+        label = pad_to_window(self.partial_case(box.case_id, window), window, meta.shape)
+        return {
+            "image": as_tensor(image),
             "id": item_id,
-            "label": target,
-            "region": region,
+            "case_id": box.case_id,
+            "spacing": torch.tensor(meta.spacing, dtype=torch.float32),
+            "label": volumes.as_target(label),
             "pseudo_labeled": item_id in self.pseudo_labels,
         }
 
@@ -159,7 +198,7 @@ class PatchReader:
 class PatchTrainingDataset(Dataset):
     """Training patches of labelled boxes: one random crop of the partially labelled volume per box and epoch.
 
-    The crop centre lies in the box (see :class:`~alseg.datasets.patches.PatchSampler` with a ``region``), so every
+    The crop centre lies in the box (:meth:`PatchReader.patch_item`), so every
     training patch holds the box's labelled voxels, and others of the same case where the crop reaches them.
 
     Args:
@@ -175,6 +214,4 @@ class PatchTrainingDataset(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.reader.training_item(self.ids[index])
-        item["image"], item["label"] = self.patches(item["image"], item["label"], item.pop("region"))
-        return item
+        return self.reader.patch_item(self.ids[index], self.patches)
