@@ -9,6 +9,7 @@ from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
 from alseg.strategies.k_center import k_center_greedy
+from alseg.strategies.patch_query import refuse_patch_pool
 
 
 class CoresetStrategy(QueryStrategy):
@@ -37,7 +38,12 @@ class CoresetStrategy(QueryStrategy):
         seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Returns the ``items_to_label`` pool ids picked by k-center greedy."""
+        """Returns the ``items_to_label`` pool ids picked by k-center greedy.
+
+        Raises:
+            ConfigError: The pool is a patch pool: k-center greedy does not keep its ``max_overlap`` rule.
+        """
+        refuse_patch_pool(data_module, type(self).__name__)
         model = models[0] if isinstance(models, list) else models
         pool = self._embed(model, data_module, None)
         labelled = (

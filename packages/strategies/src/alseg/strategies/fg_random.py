@@ -8,6 +8,7 @@ from alseg.core.errors import ConfigError
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
+from alseg.strategies.patch_query import patches_with_foreground
 from alseg.strategies.pool_scores import score_pool
 from alseg.strategies.random import random_choice
 
@@ -44,9 +45,17 @@ class ForegroundRandomStrategy(QueryStrategy):
         seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Returns ``round(fraction · k)`` random predicted-foreground ids, then random ids from the rest."""
+        """Returns ``round(fraction · k)`` random predicted-foreground ids, then random ids from the rest.
+
+        On a patch pool the ids are boxes whose crop (from ``unlabeled_dataloader()``) the model predicts to hold
+        foreground, and every pick keeps the pool's overlap rule
+        (:func:`~alseg.strategies.patch_query.patches_with_foreground`).
+        """
         pool = score_pool(models, data_module, self._has_foreground)
         foreground = [i for i, flag in zip(pool.ids, pool.scores.tolist(), strict=True) if flag > 0]
+        patches = data_module.patch_pool()
+        if patches is not None:
+            return patches_with_foreground(patches, foreground, items_to_label, self.foreground_fraction, seed), None
         return draw_with_foreground(pool.ids, foreground, items_to_label, self.foreground_fraction, seed), None
 
 

@@ -47,6 +47,22 @@ def check_patch_reduction(
         )
 
 
+def refuse_patch_pool(data_module: QueryView, strategy: str) -> None:
+    """Raises :class:`ConfigError` on a patch pool, for a strategy that cannot pick boxes under its overlap rule.
+
+    Args:
+        data_module: The strategy's view.
+        strategy: The strategy's registered name, for the message.
+    """
+    pool = data_module.patch_pool()
+    if pool is not None:
+        raise ConfigError(
+            f"Strategy {strategy} cannot keep the 'max_overlap' rule (here {pool.max_overlap}) of a patch pool "
+            "(annotation_unit 'patch'): its greedy picks do not go through the rule. Use entropy, bald, "
+            "power_entropy, power_bald, random, fg_random, oracle_fg or fg_aware_random on patch pools."
+        )
+
+
 def query_scored_patches(
     strategy: ScoreStrategy,
     model: PytorchModel,

@@ -16,6 +16,7 @@ from alseg.core.inference import current_placement
 from alseg.core.model import PytorchModel
 from alseg.core.query_view import QueryView
 from alseg.core.strategy import QueryStrategy
+from alseg.strategies.patch_query import refuse_patch_pool
 from alseg.strategies.pool_scores import PoolScores, score_pool
 from alseg.strategies.representativeness_features import (
     CLUSTERINGS,
@@ -112,8 +113,13 @@ class RepresentativenessStrategy(QueryStrategy):
         seed: int = 0,
         **kwargs: Any,
     ) -> tuple[list[str], dict[str, Any] | None]:
-        """Returns the ``items_to_label`` pool ids picked one by one by the (combined) score."""
+        """Returns the ``items_to_label`` pool ids picked one by one by the (combined) score.
+
+        Raises:
+            ConfigError: The pool is a patch pool: the greedy picks do not keep its ``max_overlap`` rule.
+        """
         check_k(items_to_label)
+        refuse_patch_pool(data_module, type(self).__name__)
         model = models[0] if isinstance(models, list) else models
         device = torch.device(self.device) if self.device else current_placement(model).device
         items, source = None, None

@@ -35,7 +35,7 @@ def _xlogx(p: Tensor) -> Tensor:
     elsewhere (below that value the product is itself below 1e-36); several times faster on CPU than
     ``torch.special.xlogy``, which matters when every voxel of a volume is scored.
     """
-    return p * p.clamp_min(torch.finfo(torch.float32).tiny).log()
+    return p.clamp_min(torch.finfo(torch.float32).tiny).log_().mul_(p)  # in place: one temporary, not three
 
 
 def entropy(probs: Tensor) -> Tensor:
@@ -61,8 +61,9 @@ def binary_entropy(probs: Tensor) -> Tensor:
         Entropy in nats ``(B, *S)``, float32, in ``[0, C log 2]``.
     """
     p = _as_float32(probs, 2, "(B, C, *S)")
-    q = 1.0 - p
-    return -(_xlogx(p) + _xlogx(q)).sum(dim=1)
+    terms = _xlogx(p)
+    terms += _xlogx(1.0 - p)
+    return terms.sum(dim=1).neg_()
 
 
 def predictive_entropy(probs: Tensor, multi_label: bool) -> Tensor:
@@ -92,13 +93,18 @@ def mutual_information(samples: Tensor, multi_label: bool) -> Tensor:
         Mutual information in nats ``(B, *S)``, float32.
     """
     p = _as_float32(samples, 3, "(K, B, C, *S)")
-    k, b = p.shape[:2]
-    # Both means over K accumulate in float64: the mean of K identical float32 values is then
-    # exact, so identical samples (no model uncertainty) give exactly 0 rather than round-off.
-    mean_probs = p.mean(dim=0, dtype=torch.float64).to(torch.float32)
-    per_sample = predictive_entropy(p.flatten(0, 1), multi_label).unflatten(0, (k, b))
-    expected = per_sample.mean(dim=0, dtype=torch.float64).to(torch.float32)
-    return (predictive_entropy(mean_probs, multi_label) - expected).clamp_min_(0.0)
+    # One sample at a time: the entropies of a [B, C, *S] sample stay in cache, where those of all K samples at once
+    # make several passes over K-times larger temporaries. Both means over K accumulate in float64: the mean of K
+    # identical float32 values is then exact, so identical samples (no model uncertainty) give exactly 0 rather than
+    # round-off.
+    mean_probs = torch.zeros(p.shape[1:], dtype=torch.float64, device=p.device)
+    expected = torch.zeros((p.shape[1], *p.shape[3:]), dtype=torch.float64, device=p.device)
+    for sample in p:
+        mean_probs += sample
+        expected += predictive_entropy(sample, multi_label)
+    k = p.shape[0]
+    mean_entropy = predictive_entropy(mean_probs.div_(k).to(torch.float32), multi_label)
+    return (mean_entropy - expected.div_(k).to(torch.float32)).clamp_min_(0.0)
 
 
 def foreground_mask(probs: Tensor) -> Tensor:
