@@ -45,8 +45,9 @@ class RoundResult:
         metrics: Validation metrics of the best checkpoint (``val/...``), or the last training metrics if the data
             module has no validation set; with ``test``, also its test metrics (``test/...``).
         best_checkpoint: Path of the best checkpoint, relative to the run directory.
-        train_s: Seconds spent in ``Trainer.fit``.
-        validate_s: Seconds spent validating the best checkpoint.
+        train_s: Seconds spent in ``Trainer.fit`` (its validation epochs included).
+        validate_s: Seconds spent validating the best checkpoint again: 0 when the metrics of the validation that
+            chose it during ``fit`` are reused (they are the same weights on the same data), as they usually are.
         test_s: Seconds spent testing it (0 without ``test``).
     """
 
@@ -137,8 +138,9 @@ class RoundTrainer:
             enable_version_counter=False,
         )
         callbacks: list[Callback] = [checkpoint]
+        validations = _ValidationMetrics()
         if validate:
-            callbacks.insert(0, _CriterionCheck(self.monitor))
+            callbacks[:0] = [_CriterionCheck(self.monitor), validations]
             if self.early_stopping_patience is not None:
                 callbacks.append(EarlyStopping(self.monitor, mode=self.mode, patience=self.early_stopping_patience))
         trainer = self._trainer(
@@ -148,13 +150,14 @@ class RoundTrainer:
         trainer.fit(model, datamodule=data_module)
         train_s = time.perf_counter() - start
         best = checkpoint.best_model_path or checkpoint.last_model_path
-        self._load(model, best)
+        step = self._load(model, best)
         start = time.perf_counter()
-        metrics = (
-            _floats(trainer.validate(model, datamodule=data_module, verbose=False)[0])
-            if validate
-            else _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
-        )
+        if not validate:
+            metrics = _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")})
+        elif step in validations.by_step:  # the validation that chose the checkpoint, not a second pass
+            metrics = validations.by_step[step]
+        else:
+            metrics = _floats(trainer.validate(model, datamodule=data_module, verbose=False)[0])
         validate_s = time.perf_counter() - start
         if test and data_module.has_test_set():
             metrics |= _floats(trainer.test(model, datamodule=data_module, verbose=False)[0])
@@ -179,9 +182,11 @@ class RoundTrainer:
         self._load(model, str(path))
 
     @staticmethod
-    def _load(model: LightningModule, path: str) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-        model.load_state_dict(state)
+    def _load(model: LightningModule, path: str) -> int | None:
+        """Loads a checkpoint's weights into ``model``; returns the global step it was saved at (if recorded)."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+        return checkpoint.get("global_step")
 
     def _trainer(
         self, version: str | None, max_epochs: int, callbacks: list[Callback], stage: str | None = None
@@ -232,6 +237,22 @@ class _CriterionCheck(Callback):
             f"The model_selection_criterion '{self.monitor.removeprefix('val/')}' is not logged by "
             f"{type(pl_module).__name__} (as '{self.monitor}'). Logged: {', '.join(logged) or 'nothing under val/'}."
         )
+
+
+class _ValidationMetrics(Callback):
+    """Keeps the ``val/...`` metrics of every validation during ``fit``, by the global step it ran at.
+
+    A checkpoint records the step it was saved at, so the metrics of the best one need no second validation pass.
+    """
+
+    def __init__(self) -> None:
+        self.by_step: dict[int, dict[str, float]] = {}
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.by_step[trainer.global_step] = _floats(metrics)
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
