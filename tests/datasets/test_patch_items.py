@@ -87,6 +87,8 @@ def test_a_box_labelled_by_a_person_carries_their_label_not_the_ground_truth(mak
     partial = module._item_sets().reader.partial_case(case)
     assert np.array_equal(partial[:, :8, :8, :4], drawn.numpy())
     assert (partial == UNKNOWN).sum() == partial.size - drawn.numel()
+    foreground = int(drawn.numpy().any(0).sum())  # the person's foreground, not the ground truth's
+    assert module.annotation_cost([box])["foreground_voxels"] == foreground != int(truth.any(0).sum())
 
 
 def test_training_patches_are_centred_in_labelled_boxes(make):

@@ -174,12 +174,15 @@ class PatchReader:
         return self.volumes.metadata(item_id) if box is None else {"case_id": box.case_id}
 
     def annotation_cost(self, item_id: str) -> dict[str, int]:
-        """1 item, the box's slices along the slicing axis, its voxels and its ground-truth foreground voxels."""
+        """1 item, the box's slices along the slicing axis, its voxels and the foreground voxels of its oracle label.
+
+        The oracle label is a person's where one was supplied, else the ground truth (as for volume items).
+        """
         box = self._box(item_id)
         if box is None:
             return self.volumes.annotation_cost(item_id)
-        truth = self._truth(box)
-        foreground = truth.any(0) if self.volumes.multilabel else truth > 0
+        label = self._oracle_label(item_id, box)
+        foreground = label.any(0) if self.volumes.multilabel else label > 0
         slices = box.size[self.volumes.axis]
         return {"items": 1, "slices": slices, "voxels": box.voxels, "foreground_voxels": int(foreground.sum())}
 
